@@ -1,0 +1,1 @@
+// Keeps libraries with no other sources yet valid CMake targets.

@@ -1,0 +1,159 @@
+#include "core/file_io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace rwkvlite {
+
+uint64_t file_size_or_throw(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    throw InputError("cannot open '" + path + "': " + std::strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode)) throw InputError("'" + path + "' is a directory, not a file");
+  if (!S_ISREG(st.st_mode)) throw InputError("'" + path + "' is not a regular file");
+  return static_cast<uint64_t>(st.st_size);
+}
+
+InputFile::InputFile(const std::string& path) : path_(path) {
+  size_ = file_size_or_throw(path);
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) throw InputError("cannot open '" + path + "': " + std::strerror(errno));
+}
+
+InputFile::~InputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void InputFile::read_at(uint64_t offset, void* dst, uint64_t n, const char* what) const {
+  if (offset > size_ || n > size_ - offset) {
+    throw InputError("'" + path_ + "' is truncated: " + what + " needs bytes " + std::to_string(offset) + ".." +
+                     std::to_string(offset + n) + " but the file has " + std::to_string(size_) + " bytes");
+  }
+  auto* p = static_cast<uint8_t*>(dst);
+  while (n > 0) {
+    const ssize_t got = ::pread(fd_, p, std::min<uint64_t>(n, 1u << 30), static_cast<off_t>(offset));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw InputError("cannot read '" + path_ + "': " + std::strerror(errno));
+    }
+    if (got == 0) throw InputError("'" + path_ + "' shrank while being read (" + what + ")");
+    p += got;
+    offset += static_cast<uint64_t>(got);
+    n -= static_cast<uint64_t>(got);
+  }
+}
+
+std::vector<uint8_t> read_file_bytes(const std::string& path, uint64_t max_bytes) {
+  InputFile f(path);
+  if (f.size() > max_bytes) {
+    throw ResourceError("'" + path + "' has " + std::to_string(f.size()) + " bytes, more than the limit of " +
+                        std::to_string(max_bytes));
+  }
+  std::vector<uint8_t> out(f.size());
+  if (!out.empty()) f.read_at(0, out.data(), out.size(), "the file");
+  return out;
+}
+
+void SequentialReader::read(void* dst, uint64_t n, const char* what) {
+  file_.read_at(offset_, dst, n, what);
+  offset_ += n;
+}
+
+void SequentialReader::skip(uint64_t n, const char* what) {
+  if (n > remaining()) {
+    throw InputError("'" + file_.path() + "' is truncated: " + what + " needs " + std::to_string(n) + " bytes at offset " +
+                     std::to_string(offset_) + " but only " + std::to_string(remaining()) + " remain");
+  }
+  offset_ += n;
+}
+
+AtomicFile::AtomicFile(const std::string& path) : path_(path) {
+  tmp_path_ = path + ".tmp." + std::to_string(::getpid());
+  f_ = std::fopen(tmp_path_.c_str(), "wb");
+  if (!f_) throw InputError("cannot create '" + tmp_path_ + "': " + std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (f_) std::fclose(f_);
+  if (!committed_) std::remove(tmp_path_.c_str());
+}
+
+void AtomicFile::write(const void* data, uint64_t n) {
+  if (n && std::fwrite(data, 1, n, f_) != n) {
+    throw Error("cannot write '" + tmp_path_ + "': " + std::strerror(errno), kExitInternal);
+  }
+  position_ += n;
+}
+
+void AtomicFile::write_zeros(uint64_t n) {
+  static const uint8_t zeros[4096] = {};
+  while (n > 0) {
+    const uint64_t k = std::min<uint64_t>(n, sizeof zeros);
+    write(zeros, k);
+    n -= k;
+  }
+}
+
+void AtomicFile::pwrite_at(uint64_t offset, const void* data, uint64_t n) {
+  if (std::fflush(f_) != 0 || ::pwrite(fileno(f_), data, n, static_cast<off_t>(offset)) != static_cast<ssize_t>(n)) {
+    throw Error("cannot write '" + tmp_path_ + "': " + std::strerror(errno), kExitInternal);
+  }
+}
+
+void AtomicFile::commit() {
+  if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0) {
+    throw Error("cannot flush '" + tmp_path_ + "': " + std::strerror(errno), kExitInternal);
+  }
+  std::fclose(f_);
+  f_ = nullptr;
+  if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+    throw Error("cannot rename '" + tmp_path_ + "' to '" + path_ + "': " + std::strerror(errno), kExitInternal);
+  }
+  committed_ = true;
+}
+
+std::string file_extension(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  const auto dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
+  std::string ext = path.substr(dot);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+std::string describe_file_contents(const std::string& path) {
+  uint8_t b[64] = {};
+  uint64_t n = 0;
+  try {
+    InputFile f(path);
+    n = std::min<uint64_t>(f.size(), sizeof b);
+    if (n) f.read_at(0, b, n, "the first bytes");
+  } catch (const Error&) {
+    return "unreadable";
+  }
+  if (n == 0) return "an empty file";
+  auto starts = [&](const char* s) { return n >= std::strlen(s) && std::memcmp(b, s, std::strlen(s)) == 0; };
+  if (starts("PK\x03\x04")) return "a zip archive (a PyTorch .pth checkpoint?)";
+  if (starts("version https://git-lfs")) return "a git-lfs pointer, not the model itself (run git lfs pull)";
+  if (starts("GGUF")) return "a GGUF file (llama.cpp), which rwkvlite does not read";
+  if (starts("fmgg")) return "an rwkv.cpp model";
+  if (starts("RWKVLITE")) return "an rwkvlite compact file";
+  if (n >= 9 && b[8] == '{') return "a safetensors file";
+  if (b[0] == 0x80 && n > 1 && b[1] <= 5) return "a legacy (non-zip) PyTorch pickle";
+  bool text = true;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (b[i] < 9 || (b[i] > 13 && b[i] < 32 && b[i] != 27)) text = false;
+  }
+  if (text) return "a text file";
+  return "binary data of an unknown format";
+}
+
+}  // namespace rwkvlite
