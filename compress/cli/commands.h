@@ -1,0 +1,18 @@
+// Each rwkvlite subcommand registers itself on the app and sets the function main() runs.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace rwkvlite::cli {
+
+using Action = std::function<int()>;  // returns the process exit code
+
+void register_inspect(CLI::App& app, Action& action);
+void register_convert(CLI::App& app, Action& action);
+void register_eval(CLI::App& app, Action& action);
+void register_generate(CLI::App& app, Action& action);
+void register_logits(CLI::App& app, Action& action);
+
+}  // namespace rwkvlite::cli

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every test: the Release build under ctest, then the non-LibTorch
+# tests again under AddressSanitizer and UndefinedBehaviorSanitizer. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build.sh
+echo "== tests (Release)"
+ctest --test-dir build --output-on-failure -j "$(nproc)"
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import torch" 2>/dev/null && [ -d tests/python ]; then
+  echo "== python tests"
+  for t in tests/python/test_*.py; do /usr/bin/python3 "$t"; done
+fi
+echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer, without LibTorch)"
+BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo SANITIZE=ON TORCH=OFF scripts/build.sh
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j "$(nproc)" -LE slow
