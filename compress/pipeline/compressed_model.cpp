@@ -1,0 +1,71 @@
+#include "pipeline/compressed_model.h"
+
+#include "core/arch.h"
+#include "core/error.h"
+
+namespace rwkvlite {
+
+CompressedModel CompressedModel::from_dense(const Model& model) {
+  CompressedModel c;
+  c.arch = model.arch;
+  c.dims = model.dims;
+  c.ln_x_eps = model.ln_x_eps;
+  for (const std::string& name : ordered_tensor_names(model)) {
+    StoredTensor t;
+    t.name = name;
+    t.values = model.at(name);
+    c.tensors_.push_back(std::move(t));
+  }
+  c.reindex();
+  return c;
+}
+
+StoredTensor& CompressedModel::at(const std::string& name) {
+  auto it = index_.find(name);
+  if (it == index_.end()) throw Error("compressed model has no tensor '" + name + "'", kExitInternal);
+  return tensors_[it->second];
+}
+
+const StoredTensor& CompressedModel::at(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) throw Error("compressed model has no tensor '" + name + "'", kExitInternal);
+  return tensors_[it->second];
+}
+
+StoredTensor& CompressedModel::put(StoredTensor t, const std::string& after) {
+  auto it = index_.find(t.name);
+  if (it != index_.end()) {
+    tensors_[it->second] = std::move(t);
+    return tensors_[it->second];
+  }
+  size_t pos = tensors_.size();
+  if (!after.empty()) {
+    auto a = index_.find(after);
+    if (a == index_.end()) throw Error("compressed model has no tensor '" + after + "'", kExitInternal);
+    pos = a->second + 1;
+  }
+  const std::string name = t.name;
+  tensors_.insert(tensors_.begin() + static_cast<std::ptrdiff_t>(pos), std::move(t));
+  reindex();
+  return tensors_[index_.at(name)];
+}
+
+void CompressedModel::remove(const std::string& name) {
+  auto it = index_.find(name);
+  if (it == index_.end()) return;
+  tensors_.erase(tensors_.begin() + static_cast<std::ptrdiff_t>(it->second));
+  reindex();
+}
+
+std::vector<std::string> CompressedModel::names() const {
+  std::vector<std::string> out;
+  for (const auto& t : tensors_) out.push_back(t.name);
+  return out;
+}
+
+void CompressedModel::reindex() {
+  index_.clear();
+  for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
+}
+
+}  // namespace rwkvlite

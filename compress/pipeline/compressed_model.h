@@ -1,0 +1,56 @@
+// The model as compression passes see and change it, before it is written as a compact file.
+//
+// It starts as the canonical dense model (one StoredTensor per canonical tensor, FP32) and each
+// pass replaces, adds or re-encodes tensors. Naming conventions that the runtime relies on:
+//   <base>.weight                   a dense matrix W [out, in] (base like "blocks.3.att.key")
+//   <base>.lr_a, <base>.lr_b        low-rank factors with W ~= lr_b · lr_a,
+//                                   lr_a [r, in] = sqrt(S_r) V_r^T, lr_b [out, r] = U_r sqrt(S_r)
+// Further passes (sparsity predictors, clustered head, folded embedding) add their own names,
+// documented where they are produced.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/model.h"
+
+namespace rwkvlite {
+
+struct StoredTensor {
+  std::string name;
+  Tensor values;                 // FP32 values; the encoding is applied when the file is written
+  std::string encoding = "f32";  // a codec name of runtime/format (f32, f16, bf16, i8, i4g64, b1, i32, ...)
+  bool row_addressable = false;  // one checksum per row: the runtime reads single rows on demand
+};
+
+class CompressedModel {
+ public:
+  // Starts from a dense canonical model: every tensor FP32, in the canonical writing order.
+  static CompressedModel from_dense(const Model& model);
+
+  ArchVersion arch = ArchVersion::V4;
+  ModelDims dims;
+  float ln_x_eps = 64e-5f;
+
+  bool has(const std::string& name) const { return index_.count(name) != 0; }
+  StoredTensor& at(const std::string& name);
+  const StoredTensor& at(const std::string& name) const;
+  // Adds a tensor after `after` (or at the end when empty); replaces one of the same name.
+  StoredTensor& put(StoredTensor t, const std::string& after = "");
+  void remove(const std::string& name);
+  const std::vector<StoredTensor>& tensors() const { return tensors_; }
+  std::vector<std::string> names() const;
+
+  // Per-pass records written into the compact file's metadata ("passes": [...]).
+  nlohmann::ordered_json pass_records = nlohmann::ordered_json::array();
+
+ private:
+  void reindex();
+  std::vector<StoredTensor> tensors_;
+  std::map<std::string, size_t> index_;
+};
+
+}  // namespace rwkvlite
