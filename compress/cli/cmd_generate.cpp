@@ -1,6 +1,7 @@
 // rwkvlite generate MODEL --prompt TEXT -n N [--temperature T --top-p P --seed S]
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -42,7 +43,10 @@ void register_generate(CLI::App& app, Action& action) {
       std::fwrite(o->prompt.data(), 1, o->prompt.size(), stdout);
       const auto t0 = std::chrono::steady_clock::now();
       for (int64_t i = 0; i < o->n; ++i) {
-        const int32_t next = sampler.sample(logits.data(), predictor->vocab_size());
+        // World heads have 65,536 rows but the vocabulary assigns ids only up to 65,529: never
+        // sample an id the tokenizer cannot turn into bytes.
+        const int64_t n = std::min<int64_t>(predictor->vocab_size(), tokenizer->vocab_size());
+        const int32_t next = sampler.sample(logits.data(), n);
         const std::string& bytes = tokenizer->token_bytes(next);
         std::fwrite(bytes.data(), 1, bytes.size(), stdout);
         std::fflush(stdout);
