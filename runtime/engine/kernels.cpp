@@ -1,0 +1,118 @@
+#include "engine/kernels.h"
+
+#include <cstring>
+
+// f32x8 values only pass between inlined functions of this file, never across an ABI boundary,
+// so GCC's note that their calling convention differs with and without AVX does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace rwkvlite::kernels {
+namespace {
+
+// Eight floats as one value. GCC and Clang lower the element-wise operations to whatever vector
+// registers the target has (two SSE registers on baseline x86-64, one AVX register), and each
+// lane is an ordinary IEEE float operation, so the result is the same on every target.
+typedef float f32x8 __attribute__((vector_size(32)));
+
+inline f32x8 load8(const float* p) {
+  f32x8 v;
+  std::memcpy(&v, p, sizeof v);  // unaligned load
+  return v;
+}
+
+// The fixed order in which the 16 lane sums of dot() are combined.
+inline float combine(f32x8 a, f32x8 b) {
+  const f32x8 s = a + b;
+  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+}  // namespace
+
+// The hot loops are compiled twice, for AVX2 and for baseline x86-64, and chosen at load time.
+// Without FMA in either target the two produce identical results, so the choice changes speed,
+// never numbers.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RWKVLITE_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define RWKVLITE_HOT
+#endif
+
+RWKVLITE_HOT float dot(const float* a, const float* b, int64_t n) {
+  f32x8 acc0 = {}, acc1 = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 += load8(a + i) * load8(b + i);
+    acc1 += load8(a + i + 8) * load8(b + i + 8);
+  }
+  float s = combine(acc0, acc1);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+RWKVLITE_HOT void dot_many(const float* w, const float* x, int64_t stride, int64_t count, int64_t n, float* out,
+                           int64_t out_stride) {
+  int64_t t = 0;
+  // Two inputs at a time share each load of the weight row; per input, the operations and their
+  // order are exactly those of dot().
+  for (; t + 2 <= count; t += 2) {
+    const float* x0 = x + t * stride;
+    const float* x1 = x0 + stride;
+    f32x8 a0 = {}, a1 = {}, b0 = {}, b1 = {};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const f32x8 w0 = load8(w + i), w1 = load8(w + i + 8);
+      a0 += w0 * load8(x0 + i);
+      a1 += w1 * load8(x0 + i + 8);
+      b0 += w0 * load8(x1 + i);
+      b1 += w1 * load8(x1 + i + 8);
+    }
+    float sa = combine(a0, a1), sb = combine(b0, b1);
+    for (int64_t j = i; j < n; ++j) {
+      sa += w[j] * x0[j];
+      sb += w[j] * x1[j];
+    }
+    out[t * out_stride] = sa;
+    out[(t + 1) * out_stride] = sb;
+  }
+  for (; t < count; ++t) out[t * out_stride] = dot(w, x + t * stride, n);
+}
+
+void layer_norm_rows(const float* x, int64_t rows, int64_t d, const float* weight, const float* bias, float eps,
+                     float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * d;
+    float* yr = out + r * d;
+    double sum = 0;
+    for (int64_t i = 0; i < d; ++i) sum += xr[i];
+    const double mean = sum / static_cast<double>(d);
+    double sq = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      const double c = xr[i] - mean;
+      sq += c * c;
+    }
+    const double inv_std = 1.0 / std::sqrt(sq / static_cast<double>(d) + static_cast<double>(eps));
+    for (int64_t i = 0; i < d; ++i) {
+      yr[i] = static_cast<float>((xr[i] - mean) * inv_std) * weight[i] + bias[i];
+    }
+  }
+}
+
+void group_norm(float* x, int64_t groups, int64_t group_size, const float* weight, const float* bias, float eps) {
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t o = g * group_size;
+    layer_norm_rows(x + o, 1, group_size, weight + o, bias + o, eps, x + o);
+  }
+}
+
+void token_shift(const float* x, int64_t n, int64_t d, float* carry, float* prev_rows) {
+  if (n <= 0) return;
+  std::memcpy(prev_rows, carry, sizeof(float) * static_cast<size_t>(d));
+  if (n > 1) std::memcpy(prev_rows + d, x, sizeof(float) * static_cast<size_t>((n - 1) * d));
+  std::memcpy(carry, x + (n - 1) * d, sizeof(float) * static_cast<size_t>(d));
+}
+
+void add_in_place(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+}  // namespace rwkvlite::kernels
