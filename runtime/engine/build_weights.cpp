@@ -13,15 +13,15 @@ namespace {
 
 class Builder {
  public:
-  explicit Builder(const Model& m) : m_(m), d_(m.dims) {}
+  // `consumable` is the same model when its tensors may be moved out instead of copied.
+  Builder(const Model& m, Model* consumable) : m_(m), consumable_(consumable), d_(m.dims) {}
 
   EngineWeights build() {
     EngineWeights w;
     w.arch = m_.arch;
     w.dims = d_;
     w.ln_x_eps = m_.ln_x_eps;
-    const Tensor& emb = sized("emb.weight", {d_.n_vocab, d_.n_embd});
-    w.embedding = std::make_unique<DenseEmbedding>(d_.n_vocab, d_.n_embd, emb.data);
+    w.embedding = std::make_unique<DenseEmbedding>(d_.n_vocab, d_.n_embd, take("emb.weight", {d_.n_vocab, d_.n_embd}));
     w.ln0 = norm("blocks.0.ln0");
     for (int64_t i = 0; i < d_.n_layer; ++i) w.layers.push_back(layer(i));
     w.ln_out = norm("ln_out");
@@ -32,7 +32,16 @@ class Builder {
 
  private:
   const Model& m_;
+  Model* consumable_;
   const ModelDims& d_;
+
+  // A tensor's values, moved out of the model when it is being consumed (each tensor is used
+  // exactly once), else copied.
+  std::vector<float> take(const std::string& name, std::vector<int64_t> shape) const {
+    const Tensor& t = sized(name, std::move(shape));
+    if (consumable_) return std::move(consumable_->at(name).data);
+    return t.data;
+  }
 
   const Tensor& sized(const std::string& name, std::vector<int64_t> shape) const {
     const Tensor& t = m_.at(name);
@@ -44,7 +53,7 @@ class Builder {
   }
   // A per-channel vector of n values, whatever singleton dimensions the canonical shape has
   // (time-mix vectors are (1, 1, D) in BlinkDL's checkpoints).
-  std::vector<float> vec(const std::string& name, int64_t n) const { return sized(name, {n}).data; }
+  std::vector<float> vec(const std::string& name, int64_t n) const { return take(name, {n}); }
   std::vector<float> vecD(const std::string& name) const { return vec(name, d_.n_embd); }
 
   LayerNormWeights norm(const std::string& prefix) const {
@@ -52,7 +61,7 @@ class Builder {
   }
   // A (rows x cols) PyTorch Linear weight, already in y = W x orientation.
   std::unique_ptr<Projection> matrix(const std::string& name, int64_t rows, int64_t cols) const {
-    return std::make_unique<DenseProjection>(rows, cols, sized(name, {rows, cols}).data);
+    return std::make_unique<DenseProjection>(rows, cols, take(name, {rows, cols}));
   }
   // A LoRA factor that BlinkDL applies as x @ A, with A stored (cols x rows): y = A^T x.
   std::unique_ptr<Projection> lora(const std::string& name, int64_t rows, int64_t cols) const {
@@ -207,7 +216,9 @@ class Builder {
 
 }  // namespace
 
-EngineWeights build_dense_weights(const Model& model) {
+namespace {
+
+void check_buildable(const Model& model) {
   if (model.dims.n_layer <= 0 || model.dims.n_embd <= 0 || model.dims.n_vocab <= 0) {
     throw InputError("cannot build an engine from a model without layers, width or vocabulary");
   }
@@ -216,7 +227,18 @@ EngineWeights build_dense_weights(const Model& model) {
     throw InputError("model head count " + std::to_string(model.dims.n_head) + " and head size " +
                      std::to_string(model.dims.head_size) + " do not match its width " + std::to_string(model.dims.n_embd));
   }
-  return Builder(model).build();
+}
+
+}  // namespace
+
+EngineWeights build_dense_weights(const Model& model) {
+  check_buildable(model);
+  return Builder(model, nullptr).build();
+}
+
+EngineWeights build_dense_weights(Model&& model) {
+  check_buildable(model);
+  return Builder(model, &model).build();
 }
 
 }  // namespace rwkvlite

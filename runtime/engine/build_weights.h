@@ -11,4 +11,8 @@ namespace rwkvlite {
 // Throws InputError if the model lacks a tensor or has a wrong shape.
 EngineWeights build_dense_weights(const Model& model);
 
+// The same, moving tensor data out of `model` instead of copying it, so that a large model is
+// never held twice. `model` is left with emptied tensors.
+EngineWeights build_dense_weights(Model&& model);
+
 }  // namespace rwkvlite

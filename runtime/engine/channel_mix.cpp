@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "engine/kernels.h"
 
 namespace rwkvlite {
 
@@ -23,10 +24,7 @@ void ProjectedChannelMix::apply(const float* x_k, int64_t n, float* out, float* 
   float* hidden = scratch.take(static_cast<size_t>(n * f));
   key_->apply_batch(x_k, n, hidden, pool);
   if (key_preact) std::memcpy(key_preact, hidden, sizeof(float) * static_cast<size_t>(n * f));
-  for (int64_t i = 0; i < n * f; ++i) {
-    const float h = hidden[i] > 0.0f ? hidden[i] : 0.0f;
-    hidden[i] = h * h;
-  }
+  kernels::relu_square(hidden, n * f);
   value_->apply_batch(hidden, n, out, pool);
 }
 

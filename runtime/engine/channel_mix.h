@@ -46,6 +46,9 @@ class ProjectedChannelMix final : public ChannelMix {
 
   const Projection& key() const { return *key_; }
   const Projection& value() const { return *value_; }
+  // For replacing the matrices (e.g. by compressed ones of the same shape).
+  std::unique_ptr<Projection>& key_slot() { return key_; }
+  std::unique_ptr<Projection>& value_slot() { return value_; }
 
  private:
   std::unique_ptr<Projection> key_, value_;

@@ -29,6 +29,11 @@ Engine::Engine(const Model& model, int threads) : Engine(model, with_threads(thr
 
 Engine::Engine(const Model& model, const EngineOptions& options) : Engine(build_dense_weights(model), options) {}
 
+Engine::Engine(Model&& model, int threads) : Engine(std::move(model), with_threads(threads)) {}
+
+Engine::Engine(Model&& model, const EngineOptions& options)
+    : Engine(build_dense_weights(std::move(model)), options) {}
+
 Engine::Engine(EngineWeights weights, const EngineOptions& options) : weights_(std::move(weights)), options_(options) {
   validate_weights(weights_);
   if (options_.max_block < 1) throw UsageError("max_block must be at least 1");

@@ -7,7 +7,13 @@
 //   engine.eval_token(next, state, logits.data());
 //
 // An Engine is not safe for concurrent use (it owns one thread pool and one set of scratch
-// buffers); States are plain values and may be copied freely.
+// buffers); States are plain values and may be copied freely. Use one Engine per thread of
+// control, or serialise calls.
+//
+// Usage errors (bad token ids, a state of another model) are detected before anything is
+// changed. If evaluation itself fails part-way (out of memory, an exception from a
+// ChannelMixObserver or from a custom Projection), the state is left partially updated and
+// should be discarded.
 #pragma once
 
 #include <cstddef>
@@ -34,9 +40,13 @@ struct EngineOptions {
 
 class Engine {
  public:
-  // Dense FP32 weights built from a canonical model (copied; the model may be discarded).
+  // Dense FP32 weights built from a canonical model: copied from an lvalue, moved out of an
+  // rvalue (which is then left with emptied tensors), so Engine(read_rwkvcpp(path)) never holds
+  // the weights twice.
   explicit Engine(const Model& model, int threads = 1);
   Engine(const Model& model, const EngineOptions& options);
+  explicit Engine(Model&& model, int threads = 1);
+  Engine(Model&& model, const EngineOptions& options);
   // Any weights, e.g. with compressed projections; validated (UsageError if inconsistent).
   Engine(EngineWeights weights, const EngineOptions& options);
 

@@ -29,6 +29,7 @@ class ProjectionHead final : public Head {
   void apply(const float* x, float* logits, ThreadPool& pool) const override { weight_->apply(x, logits, pool); }
   int64_t storage_bytes() const override { return weight_->storage_bytes(); }
   const Projection& weight() const { return *weight_; }
+  std::unique_ptr<Projection>& weight_slot() { return weight_; }  // for replacing the matrix
 
  private:
   std::unique_ptr<Projection> weight_;

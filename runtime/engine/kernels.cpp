@@ -49,6 +49,42 @@ RWKVLITE_HOT float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+RWKVLITE_HOT void matvec_rows(const float* w, int64_t row_begin, int64_t row_end, int64_t n, const float* x,
+                              float* y) {
+  int64_t r = row_begin;
+  for (; r + 4 <= row_end; r += 4) {
+    const float* w0 = w + r * n;
+    const float* w1 = w0 + n;
+    const float* w2 = w1 + n;
+    const float* w3 = w2 + n;
+    f32x8 a0 = {}, a1 = {}, b0 = {}, b1 = {}, c0 = {}, c1 = {}, d0 = {}, d1 = {};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const f32x8 x0 = load8(x + i), x1 = load8(x + i + 8);
+      a0 += load8(w0 + i) * x0;
+      a1 += load8(w0 + i + 8) * x1;
+      b0 += load8(w1 + i) * x0;
+      b1 += load8(w1 + i + 8) * x1;
+      c0 += load8(w2 + i) * x0;
+      c1 += load8(w2 + i + 8) * x1;
+      d0 += load8(w3 + i) * x0;
+      d1 += load8(w3 + i + 8) * x1;
+    }
+    float sa = combine(a0, a1), sb = combine(b0, b1), sc = combine(c0, c1), sd = combine(d0, d1);
+    for (; i < n; ++i) {
+      sa += w0[i] * x[i];
+      sb += w1[i] * x[i];
+      sc += w2[i] * x[i];
+      sd += w3[i] * x[i];
+    }
+    y[r] = sa;
+    y[r + 1] = sb;
+    y[r + 2] = sc;
+    y[r + 3] = sd;
+  }
+  for (; r < row_end; ++r) y[r] = dot(w + r * n, x, n);
+}
+
 RWKVLITE_HOT void dot_many(const float* w, const float* x, int64_t stride, int64_t count, int64_t n, float* out,
                            int64_t out_stride) {
   int64_t t = 0;
@@ -109,6 +145,23 @@ void token_shift(const float* x, int64_t n, int64_t d, float* carry, float* prev
   std::memcpy(prev_rows, carry, sizeof(float) * static_cast<size_t>(d));
   if (n > 1) std::memcpy(prev_rows + d, x, sizeof(float) * static_cast<size_t>((n - 1) * d));
   std::memcpy(carry, x + (n - 1) * d, sizeof(float) * static_cast<size_t>(d));
+}
+
+RWKVLITE_HOT void relu_square(float* x, int64_t n) {
+  typedef int32_t i32x8 __attribute__((vector_size(32)));
+  const f32x8 zero = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    f32x8 v = load8(x + i);
+    const i32x8 positive = v > zero;  // all ones where v > 0
+    v = reinterpret_cast<f32x8>(reinterpret_cast<i32x8>(v) & positive);
+    v = v * v;
+    std::memcpy(x + i, &v, sizeof v);
+  }
+  for (; i < n; ++i) {
+    const float h = x[i] > 0.0f ? x[i] : 0.0f;
+    x[i] = h * h;
+  }
 }
 
 void add_in_place(float* y, const float* x, int64_t n) {

@@ -15,6 +15,11 @@ namespace rwkvlite::kernels {
 // combined pairwise, then the remaining elements one by one.
 float dot(const float* a, const float* b, int64_t n);
 
+// y[r] = dot(w + r * n, x, n) for r in [row_begin, row_end): a matrix-vector product over a
+// range of rows of a row-major matrix, four rows at a time sharing each load of x.
+// Bit-identical to calling dot() per row.
+void matvec_rows(const float* w, int64_t row_begin, int64_t row_end, int64_t n, const float* x, float* y);
+
 // out[t] = dot(w, x + t * stride, n) for t in [0, count): one weight row against several
 // inputs, loading the row once per pair of inputs. Bit-identical to calling dot() per input.
 void dot_many(const float* w, const float* x, int64_t stride, int64_t count, int64_t n, float* out, int64_t out_stride);
@@ -36,6 +41,10 @@ void token_shift(const float* x, int64_t n, int64_t d, float* carry, float* prev
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+// x[i] = max(x[i], 0)^2, the channel-mix activation, without branches (the sign of a
+// pre-activation is unpredictable, so a branch mispredicts about half the time).
+void relu_square(float* x, int64_t n);
 
 // y[i] += x[i]
 void add_in_place(float* y, const float* x, int64_t n);

@@ -33,12 +33,14 @@ std::unique_ptr<DenseProjection> DenseProjection::from_transposed(int64_t rows, 
 }
 
 void DenseProjection::apply(const float* x, float* y, ThreadPool& pool) const {
-  pool.parallel_for(0, rows_, cols_, [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; ++r) y[r] = kernels::dot(w_.data() + r * cols_, x, cols_);
-  });
+  pool.parallel_for(0, rows_, cols_, [&](int64_t lo, int64_t hi) { kernels::matvec_rows(w_.data(), lo, hi, cols_, x, y); });
 }
 
 void DenseProjection::apply_batch(const float* x, int64_t n, float* y, ThreadPool& pool) const {
+  if (n == 1) {
+    apply(x, y, pool);
+    return;
+  }
   // Rows outermost: each weight row is read from memory once and reused, from cache, for every
   // input in the batch, which is what makes sequence mode faster than token mode on matrices
   // too large for the cache.

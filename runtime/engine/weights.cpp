@@ -188,4 +188,48 @@ int64_t weights_storage_bytes(const EngineWeights& w) {
   return bytes;
 }
 
+void for_each_projection(EngineWeights& w, const ProjectionSlotFn& fn) {
+  auto visit_slot = [&](const std::string& name, std::unique_ptr<Projection>& slot) {
+    if (slot) fn(name, slot);
+  };
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    LayerWeights& L = w.layers[i];
+    const std::string att = "blocks." + std::to_string(i) + ".att.";
+    const std::string ffn = "blocks." + std::to_string(i) + ".ffn.";
+    std::visit(
+        [&](auto& a) {
+          using T = std::decay_t<decltype(a)>;
+          visit_slot(att + "receptance.weight", a.receptance);
+          visit_slot(att + "key.weight", a.key);
+          visit_slot(att + "value.weight", a.value);
+          visit_slot(att + "output.weight", a.output);
+          if constexpr (std::is_same_v<T, TimeMixV5>) {
+            visit_slot(att + "gate.weight", a.gate);
+          } else if constexpr (std::is_same_v<T, TimeMixV6>) {
+            visit_slot(att + "gate.weight", a.gate);
+            visit_slot(att + "time_maa_w1", a.maa_down);
+            for (int m = 0; m < 5; ++m) visit_slot(att + "time_maa_w2[" + std::to_string(m) + "]", a.maa_up[m]);
+            visit_slot(att + "time_decay_w1", a.decay_down);
+            visit_slot(att + "time_decay_w2", a.decay_up);
+          } else if constexpr (std::is_same_v<T, TimeMixV7>) {
+            visit_slot(att + "w1", a.w_down);
+            visit_slot(att + "w2", a.w_up);
+            visit_slot(att + "a1", a.a_down);
+            visit_slot(att + "a2", a.a_up);
+            visit_slot(att + "v1", a.v_down);
+            visit_slot(att + "v2", a.v_up);
+            visit_slot(att + "g1", a.g_down);
+            visit_slot(att + "g2", a.g_up);
+          }
+        },
+        L.att);
+    visit_slot(ffn + "receptance.weight", L.ffn.receptance);
+    if (auto* core = dynamic_cast<ProjectedChannelMix*>(L.ffn.core.get())) {
+      visit_slot(ffn + "key.weight", core->key_slot());
+      visit_slot(ffn + "value.weight", core->value_slot());
+    }
+  }
+  if (auto* head = dynamic_cast<ProjectionHead*>(w.head.get())) visit_slot("head.weight", head->weight_slot());
+}
+
 }  // namespace rwkvlite

@@ -11,7 +11,9 @@
 // "up" maps it back to D.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <variant>
 #include <vector>
 
@@ -101,6 +103,16 @@ struct EngineWeights {
 // Checks that every part is present and every size agrees with `dims` (throws UsageError
 // naming the first problem), so the evaluation code can trust the shapes.
 void validate_weights(const EngineWeights& w);
+
+// Calls fn(name, slot) for every matrix slot that holds a projection: each layer's time-mix and
+// channel-mix matrices and LoRA factors (including those inside a ProjectedChannelMix) and the
+// head's (when it is a ProjectionHead). `name` is the canonical tensor the slot was built from
+// ("blocks.3.att.key.weight", "blocks.3.att.w1", ...; v6's per-mix slices of time_maa_w2 are
+// "blocks.i.att.time_maa_w2[m]"). Slots hold W in y = W x orientation, which for BlinkDL's
+// LoRA factors (used as x @ A) is the canonical tensor transposed. Replacing a slot's content
+// with a projection of the same shape is the intended way to swap in compressed matrices.
+using ProjectionSlotFn = std::function<void(const std::string& name, std::unique_ptr<Projection>& slot)>;
+void for_each_projection(EngineWeights& w, const ProjectionSlotFn& fn);
 
 // Total bytes of weight storage (projections, embedding, head and vectors).
 int64_t weights_storage_bytes(const EngineWeights& w);
