@@ -2,9 +2,12 @@
 
 #include <cstring>
 
-// f32x8 values only pass between inlined functions of this file, never across an ABI boundary,
-// so GCC's note that their calling convention differs with and without AVX does not apply.
+// f32x8 values are passed and returned differently with and without AVX (GCC's -Wpsabi note).
+// The helpers below are compiled for the baseline target but called from AVX2 clones, so they
+// must never be real calls: always_inline guarantees that at every optimisation level (an
+// out-of-line call at -O0 once returned garbage this way). With that, the note is moot.
 #pragma GCC diagnostic ignored "-Wpsabi"
+#define RWKVLITE_INLINE inline __attribute__((always_inline))
 
 namespace rwkvlite::kernels {
 namespace {
@@ -14,14 +17,14 @@ namespace {
 // lane is an ordinary IEEE float operation, so the result is the same on every target.
 typedef float f32x8 __attribute__((vector_size(32)));
 
-inline f32x8 load8(const float* p) {
+RWKVLITE_INLINE f32x8 load8(const float* p) {
   f32x8 v;
   std::memcpy(&v, p, sizeof v);  // unaligned load
   return v;
 }
 
 // The fixed order in which the 16 lane sums of dot() are combined.
-inline float combine(f32x8 a, f32x8 b) {
+RWKVLITE_INLINE float combine(f32x8 a, f32x8 b) {
   const f32x8 s = a + b;
   return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }

@@ -5,11 +5,19 @@
 #include "core/error.h"
 
 namespace rwkvlite {
+namespace {
+
+// Chunks per thread: enough to balance uneven progress, few enough to keep claims cheap.
+constexpr int64_t kChunksPerThread = 4;
+
+constexpr uint64_t pack(uint32_t generation, uint32_t chunk) { return static_cast<uint64_t>(generation) << 32 | chunk; }
+
+}  // namespace
 
 ThreadPool::ThreadPool(int threads, int64_t min_work_per_part) : min_work_per_part_(std::max<int64_t>(1, min_work_per_part)) {
   if (threads < 1) throw UsageError("thread count must be at least 1, got " + std::to_string(threads));
   workers_.reserve(static_cast<size_t>(threads - 1));
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -21,16 +29,30 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_part(int part) {
-  // Part boundaries depend only on the range and the part count, never on timing.
-  const int64_t n = end_ - begin_;
-  const int64_t lo = begin_ + n * part / parts_;
-  const int64_t hi = begin_ + n * (part + 1) / parts_;
-  try {
-    if (lo < hi) call_(ctx_, lo, hi);
-  } catch (...) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!error_) error_ = std::current_exception();
+void ThreadPool::run_chunks(uint32_t generation, Call call, void* ctx, int64_t begin, int64_t end, int chunks) {
+  const int64_t n = end - begin;
+  for (;;) {
+    uint64_t cur = next_chunk_.load(std::memory_order_acquire);
+    uint32_t chunk;
+    do {
+      if (static_cast<uint32_t>(cur >> 32) != generation) return;  // that job is over
+      chunk = static_cast<uint32_t>(cur);
+      if (chunk >= static_cast<uint32_t>(chunks)) return;  // nothing left to claim
+    } while (!next_chunk_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel));
+
+    // Chunk boundaries depend only on the range and the chunk count, never on timing.
+    const int64_t lo = begin + n * chunk / chunks;
+    const int64_t hi = begin + n * (chunk + 1) / chunks;
+    try {
+      if (lo < hi) call(ctx, lo, hi);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    if (chunks_done_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
+      std::lock_guard<std::mutex> lock(mutex_);  // pairs with the caller's wait
+      done_cv_.notify_one();
+    }
   }
 }
 
@@ -38,9 +60,8 @@ void ThreadPool::run(int64_t begin, int64_t end, int64_t work_per_item, Call cal
   const int64_t items = end - begin;
   const int64_t total_work = items * std::max<int64_t>(1, work_per_item);
   const int64_t by_work = std::max<int64_t>(1, total_work / min_work_per_part_);
-  const int parts = static_cast<int>(std::min<int64_t>({static_cast<int64_t>(threads()), items, by_work}));
-
-  if (parts <= 1) {
+  const int64_t chunks = std::min<int64_t>({threads() * kChunksPerThread, items, by_work});
+  if (chunks <= 1 || threads() == 1) {
     // Too little work or a single thread: no synchronisation at all, the common case for
     // small matrices.
     call(ctx, begin, end);
@@ -48,27 +69,28 @@ void ThreadPool::run(int64_t begin, int64_t end, int64_t work_per_item, Call cal
   }
   std::unique_lock<std::mutex> lock(mutex_);
   if (busy_) {
-    // A nested call from inside a running part (or a concurrent one): run it serially.
+    // A nested call from inside a running chunk (or a concurrent one): run it serially.
     lock.unlock();
     call(ctx, begin, end);
     return;
   }
   busy_ = true;
+  const uint32_t generation = ++generation_;
   call_ = call;
   ctx_ = ctx;
   begin_ = begin;
   end_ = end;
-  parts_ = parts;
-  pending_ = parts - 1;  // the workers' parts; part 0 runs here
+  chunks_ = static_cast<int>(chunks);
   error_ = nullptr;
-  ++generation_;
+  chunks_done_.store(0, std::memory_order_relaxed);
+  next_chunk_.store(pack(generation, 0), std::memory_order_release);
   lock.unlock();
   start_cv_.notify_all();
 
-  run_part(0);
+  run_chunks(generation, call, ctx, begin, end, static_cast<int>(chunks));
 
   lock.lock();
-  done_cv_.wait(lock, [this] { return pending_ == 0; });
+  done_cv_.wait(lock, [&] { return chunks_done_.load(std::memory_order_acquire) == chunks; });
   busy_ = false;
   std::exception_ptr error = error_;
   error_ = nullptr;
@@ -76,18 +98,20 @@ void ThreadPool::run(int64_t begin, int64_t end, int64_t work_per_item, Call cal
   if (error) std::rethrow_exception(error);
 }
 
-void ThreadPool::worker_loop(int index) {
-  uint64_t seen = 0;
+void ThreadPool::worker_loop() {
+  uint32_t seen = 0;
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     start_cv_.wait(lock, [&] { return stopping_ || generation_ != seen; });
     if (stopping_) return;
     seen = generation_;
-    if (index >= parts_) continue;  // this job has fewer parts than threads
+    const Call call = call_;
+    void* const ctx = ctx_;
+    const int64_t begin = begin_, end = end_;
+    const int chunks = chunks_;
     lock.unlock();
-    run_part(index);
+    run_chunks(seen, call, ctx, begin, end, chunks);
     lock.lock();
-    if (--pending_ == 0) done_cv_.notify_one();
   }
 }
 

@@ -6,6 +6,7 @@
 // or on how the range was split. Results are therefore bit-identical for any thread count.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -34,7 +35,9 @@ class ThreadPool {
 
   // Calls fn(lo, hi) on contiguous sub-ranges that together cover [begin, end) exactly once,
   // concurrently, and returns when all are done. Each item costs about `work_per_item`; the
-  // range is split into at most threads() parts of at least min_work_per_part() work each.
+  // range is split into chunks of at least min_work_per_part() work each (a few per thread),
+  // which the calling thread and the workers claim dynamically, so a worker that is slow to
+  // wake (on a busy machine) delays nothing: the others take its chunks.
   // The first exception thrown by fn is rethrown here after every part has finished.
   // A call made from inside fn (nested parallelism) runs serially on the calling thread.
   template <typename Fn>
@@ -47,24 +50,29 @@ class ThreadPool {
  private:
   using Call = void (*)(void*, int64_t, int64_t);
   void run(int64_t begin, int64_t end, int64_t work_per_item, Call call, void* ctx);
-  void worker_loop(int index);
-  void run_part(int part);
+  void worker_loop();
+  // Claims and runs chunks of job `generation` until none are left. Returns at once if that job
+  // is over, so a worker that wakes late can never run a chunk of a later job.
+  void run_chunks(uint32_t generation, Call call, void* ctx, int64_t begin, int64_t end, int chunks);
 
   std::vector<std::thread> workers_;
   int64_t min_work_per_part_;
 
   std::mutex mutex_;
   std::condition_variable start_cv_, done_cv_;
-  uint64_t generation_ = 0;  // bumped once per dispatched job; workers wait for a change
   bool stopping_ = false;
-  bool busy_ = false;        // a job is running (nested or concurrent calls run serially)
+  bool busy_ = false;  // a job is running (nested or concurrent calls run serially)
 
-  // The current job, valid while busy_.
+  // The current job (guarded by mutex_ for the workers' first read).
+  uint32_t generation_ = 0;
   Call call_ = nullptr;
   void* ctx_ = nullptr;
   int64_t begin_ = 0, end_ = 0;
-  int parts_ = 0;
-  int pending_ = 0;  // parts not yet finished
+  int chunks_ = 0;
+  // Job generation (high 32 bits) and next unclaimed chunk (low 32 bits), claimed by CAS so
+  // that a claim can only succeed for the job it was meant for.
+  std::atomic<uint64_t> next_chunk_{0};
+  std::atomic<int> chunks_done_{0};
   std::exception_ptr error_;
 };
 
