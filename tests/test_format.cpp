@@ -16,6 +16,7 @@
 #include "format/compact_format.h"
 #include "format/compact_reader.h"
 #include "format/compact_writer.h"
+#include "format/model_json.h"
 #include "test_support.h"
 
 using namespace rwkvlite;
@@ -623,7 +624,7 @@ TEST_CASE("randomly mutated headers never crash the reader", "[format]") {
           case 2: h.erase(at, 1 + rng() % 8); break;
         }
       }
-      if (h.empty()) h = "{";
+      if (h.empty()) h.push_back('{');
     }
     spit(path, assemble(h, valid.data));
     try {
@@ -643,4 +644,28 @@ TEST_CASE("randomly mutated headers never crash the reader", "[format]") {
   }
   std::cout << "mutated headers: " << rejected << " rejected, " << opened << " opened (then read safely)\n";
   CHECK(rejected > 2500);
+}
+
+TEST_CASE("arch and dims helpers round trip through a header", "[format]") {
+  ModelDims dims;
+  dims.n_layer = 2, dims.n_embd = 64, dims.n_vocab = 65536, dims.n_head = 1, dims.head_size = 64, dims.ffn_size = 224;
+  dims.lora_w = 32, dims.lora_a = 32, dims.lora_v = 16, dims.lora_g = 64;
+  const std::string path = scratch("model-json.rwkvlite");
+  {
+    CompactWriter w(path);
+    const float one = 1.0f;
+    w.add_tensor("x", Encoding::F32, {}, {1}, &one, 1);
+    w.finish(arch_to_json(ArchVersion::V7, 64e-5f), dims_to_json(dims), json::object());
+  }
+  const CompactFile f = CompactFile::open(path);
+  const ArchInfo arch = arch_from_json(f.arch());
+  CHECK(arch.arch == ArchVersion::V7);
+  CHECK(arch.ln_x_eps == 64e-5f);
+  const ModelDims back = dims_from_json(f.dims());
+  CHECK(dims_to_json(back) == dims_to_json(dims));
+  CHECK_THROWS_WITH(arch_from_json({{"version", "v9"}, {"ln_x_eps", 1e-5}}), Catch::Contains("unknown architecture"));
+  CHECK_THROWS_AS(arch_from_json({{"version", "v7"}, {"ln_x_eps", -1}}), InputError);
+  json bad = dims_to_json(dims);
+  bad["n_embd"] = -1;
+  CHECK_THROWS_WITH(dims_from_json(bad), Catch::Contains("'n_embd'"));
 }
