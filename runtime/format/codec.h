@@ -1,0 +1,68 @@
+// Row codecs of the compact format: encode FP32 rows, decode them, and the fused kernels the
+// runtime uses to compute with stored rows without dequantizing a whole matrix.
+//
+// Rows are independent: each carries its own scales, so a single row (a neuron of the
+// channel-mix, a row of the head or the embedding) can be read, verified and used alone.
+// Encoding is deterministic: the same input gives the same bytes on every platform, because
+// scales are computed in double with explicitly specified rounding, never with the FPU's
+// current rounding mode or a library's unspecified choices (docs/compact-format.md, "Encodings").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "format/encoding.h"
+
+namespace rwkvlite::format {
+
+// Encodes rows x cols row-major FP32 values; the result has rows * encoded_row_bytes(...) bytes.
+// Throws InputError for a NaN or infinite value (a model with one is broken), and UsageError
+// when the encoding cannot represent the tensor: |value| beyond the f16 range for f16 or the
+// f16 scale/min of i4, a value that is not an exact integer in range for i32 (int32) or u8
+// (0..255), or bad params.
+std::vector<uint8_t> encode_rows(const float* src, int64_t rows, int64_t cols, Encoding encoding,
+                                 const EncodingParams& params = {});
+// Same, into dst, which must hold rows * encoded_row_bytes(...) bytes. first_row only offsets
+// the row numbers in error messages, for callers encoding a tensor in chunks.
+void encode_rows_into(const float* src, int64_t rows, int64_t cols, Encoding encoding, const EncodingParams& params,
+                      uint8_t* dst, int64_t first_row = 0);
+
+// Integer tables whose values do not all fit a float exactly (|v| > 2^24): stored as i32.
+std::vector<uint8_t> encode_rows_i32(const int32_t* src, int64_t rows, int64_t cols);
+
+// Decodes one row into cols floats. i32 values beyond +-2^24 are rounded to the nearest float;
+// use decode_row_i32 for exact integers.
+void decode_row(const uint8_t* row, int64_t cols, Encoding encoding, const EncodingParams& params, float* out);
+void decode_row_i32(const uint8_t* row, int64_t cols, int32_t* out);
+
+// sum_i row[i] * x[i], computed from the encoded row directly. Agrees with decode_row followed
+// by a dot product to float rounding (the summation order differs: 8 interleaved partial sums,
+// and for i8/i4/b1 the scale is applied once per row or group instead of per element).
+float dot_row(const uint8_t* row, const float* x, int64_t cols, Encoding encoding, const EncodingParams& params);
+
+// y[i] += a * row[i], for neuron-major value rows (one stored row per channel-mix neuron).
+void axpy_row(float a, const uint8_t* row, int64_t cols, Encoding encoding, const EncodingParams& params, float* y);
+
+// Checks what checksums cannot: that rows written by some other producer decode to finite
+// values and keep padding bits zero. Returns a description of the first problem in
+// `rows` consecutive rows, or nullopt. Used by the writer for pre-encoded input and by verify().
+std::optional<std::string> check_encoded_rows(const uint8_t* data, int64_t rows, int64_t cols, Encoding encoding,
+                                              const EncodingParams& params);
+
+// The same entry points taking an EncodingSpec.
+inline std::vector<uint8_t> encode_rows(const float* src, int64_t rows, int64_t cols, const EncodingSpec& spec) {
+  return encode_rows(src, rows, cols, spec.encoding, spec.params);
+}
+inline void decode_row(const uint8_t* row, int64_t cols, const EncodingSpec& spec, float* out) {
+  decode_row(row, cols, spec.encoding, spec.params, out);
+}
+inline float dot_row(const uint8_t* row, const float* x, int64_t cols, const EncodingSpec& spec) {
+  return dot_row(row, x, cols, spec.encoding, spec.params);
+}
+inline void axpy_row(float a, const uint8_t* row, int64_t cols, const EncodingSpec& spec, float* y) {
+  axpy_row(a, row, cols, spec.encoding, spec.params, y);
+}
+
+}  // namespace rwkvlite::format

@@ -1,0 +1,270 @@
+// Decoding stored rows and computing with them directly (dot products for key/receptance rows,
+// axpy for neuron-major value rows), without materialising a dequantized matrix.
+//
+// The kernels convert a chunk of at most kChunk columns into a small stack buffer of unscaled
+// values, then run simple loops over it that GCC auto-vectorizes at -O2/-O3 (8 independent
+// partial sums break the loop-carried dependency of a single float accumulator). Scales are
+// applied once per row (i8, b1) or per group (i4): dot = scale * sum(q * x) (+ min * sum(x)).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "core/error.h"
+#include "format/codec.h"
+#include "format/codec_internal.h"
+
+namespace rwkvlite::format {
+
+using namespace detail;
+
+namespace {
+
+constexpr int64_t kChunk = 256;  // multiple of 8 and of every i4 group size; 1 KiB of stack
+
+// The eight +-1 values of each b1 byte (bit k = column k, 1 = negative): 8 KiB, built at compile time.
+struct SignTable {
+  float v[256][8];
+};
+constexpr SignTable make_sign_table() {
+  SignTable t{};
+  for (int b = 0; b < 256; ++b) {
+    for (int k = 0; k < 8; ++k) t.v[b][k] = (b >> k) & 1 ? -1.0f : 1.0f;
+  }
+  return t;
+}
+constexpr SignTable kSignTable = make_sign_table();
+
+// Eight interleaved partial sums of a[i] * b[i], kept across chunks of a row.
+struct DotAccumulator {
+  float lane[8] = {};
+  float tail = 0.0f;
+
+  void add(const float* a, const float* b, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      for (int k = 0; k < 8; ++k) lane[k] += a[i + k] * b[i + k];
+    }
+    for (; i < n; ++i) tail += a[i] * b[i];
+  }
+  void add_sum(const float* b, int64_t n) {  // sum of b (the i4 "min" term)
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      for (int k = 0; k < 8; ++k) lane[k] += b[i + k];
+    }
+    for (; i < n; ++i) tail += b[i];
+  }
+  float total() const {
+    return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7])) + tail;
+  }
+};
+
+// Unscaled values of columns [c0, c0 + n) of a row into buf: the stored value for f32/f16/bf16/
+// i32/u8, the int8 code for i8, +-1 for b1. (i4 is handled per group.)
+void unpack_chunk(const uint8_t* row, int64_t c0, int64_t n, Encoding encoding, float* buf) {
+  switch (encoding) {
+    case Encoding::F32: std::memcpy(buf, row + 4 * c0, static_cast<size_t>(n) * 4); break;
+    case Encoding::F16: {
+      // Copy the (possibly unaligned) halves into an aligned array first: the conversion loop
+      // over a plain array vectorizes, one over memcpy loads does not.
+      uint16_t h[kChunk];
+      std::memcpy(h, row + 2 * c0, static_cast<size_t>(n) * 2);
+      for (int64_t i = 0; i < n; ++i) buf[i] = fp16_to_float_fast(h[i]);
+      break;
+    }
+    case Encoding::BF16: {
+      uint16_t h[kChunk];
+      std::memcpy(h, row + 2 * c0, static_cast<size_t>(n) * 2);
+      for (int64_t i = 0; i < n; ++i) buf[i] = bf16_to_float_fast(h[i]);
+      break;
+    }
+    case Encoding::I8: {
+      const auto* q = reinterpret_cast<const int8_t*>(row + kI8HeaderBytes + c0);
+      for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<float>(q[i]);
+      break;
+    }
+    case Encoding::B1: {
+      // c0 is a multiple of kChunk, hence of 8: whole bytes, expanded through a table.
+      const uint8_t* bits = row + kB1HeaderBytes + c0 / 8;
+      for (int64_t j = 0; j < n / 8; ++j) std::memcpy(buf + 8 * j, kSignTable.v[bits[j]], 8 * sizeof(float));
+      if (n % 8) std::memcpy(buf + n / 8 * 8, kSignTable.v[bits[n / 8]], static_cast<size_t>(n % 8) * sizeof(float));
+      break;
+    }
+    case Encoding::I32:
+      for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<float>(load_i32(row + 4 * (c0 + i)));
+      break;
+    case Encoding::U8:
+      for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<float>(row[c0 + i]);
+      break;
+    case Encoding::I4: break;  // not reached: callers use unpack_i4_group
+  }
+}
+
+// Row-wide scale applied after summing unscaled values (1 for unscaled encodings).
+float row_scale(const uint8_t* row, Encoding encoding) {
+  if (encoding == Encoding::I8 || encoding == Encoding::B1) return load_f32(row);
+  return 1.0f;
+}
+
+struct I4Group {
+  float scale, min;
+  int64_t n;  // real columns in this group
+};
+
+// Codes of group g into buf (n floats) and the group's scale and min.
+I4Group unpack_i4_group(const uint8_t* row, int64_t g, int64_t cols, int64_t group, float* buf) {
+  const uint8_t* p = row + g * (kI4GroupHeaderBytes + group / 2);
+  I4Group info{fp16_to_float_fast(load_u16(p)), fp16_to_float_fast(load_u16(p + 2)), std::min(group, cols - g * group)};
+  const uint8_t* nib = p + kI4GroupHeaderBytes;
+  for (int64_t j = 0; j < group / 2; ++j) {
+    buf[2 * j] = static_cast<float>(nib[j] & 15u);
+    buf[2 * j + 1] = static_cast<float>(nib[j] >> 4);
+  }
+  return info;
+}
+
+std::string col_text(int64_t r, int64_t c) { return "row " + std::to_string(r) + ", column " + std::to_string(c); }
+
+}  // namespace
+
+void decode_row(const uint8_t* row, int64_t cols, Encoding encoding, const EncodingParams& params, float* out) {
+  if (encoding == Encoding::I4) {
+    const int64_t group = params.group_size;
+    float buf[128];
+    for (int64_t g = 0; g * group < cols; ++g) {
+      const I4Group info = unpack_i4_group(row, g, cols, group, buf);
+      float* o = out + g * group;
+      for (int64_t i = 0; i < info.n; ++i) o[i] = info.min + buf[i] * info.scale;
+    }
+    return;
+  }
+  const float scale = row_scale(row, encoding);
+  for (int64_t c0 = 0; c0 < cols; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, cols - c0);
+    unpack_chunk(row, c0, n, encoding, out + c0);
+    if (encoding == Encoding::I8 || encoding == Encoding::B1) {
+      for (int64_t i = 0; i < n; ++i) out[c0 + i] *= scale;
+    }
+  }
+}
+
+void decode_row_i32(const uint8_t* row, int64_t cols, int32_t* out) {
+  std::memcpy(out, row, static_cast<size_t>(cols) * 4);
+}
+
+float dot_row(const uint8_t* row, const float* x, int64_t cols, Encoding encoding, const EncodingParams& params) {
+  if (encoding == Encoding::I4) {
+    const int64_t group = params.group_size;
+    float buf[128];
+    float total = 0.0f;
+    for (int64_t g = 0; g * group < cols; ++g) {
+      const I4Group info = unpack_i4_group(row, g, cols, group, buf);
+      DotAccumulator qx, sx;
+      qx.add(buf, x + g * group, info.n);
+      sx.add_sum(x + g * group, info.n);
+      total += info.scale * qx.total() + info.min * sx.total();
+    }
+    return total;
+  }
+  float buf[kChunk];
+  DotAccumulator acc;
+  for (int64_t c0 = 0; c0 < cols; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, cols - c0);
+    if (encoding == Encoding::F32) {
+      // Row data may be unaligned; memcpy into the buffer keeps the loads well-defined.
+      std::memcpy(buf, row + 4 * c0, static_cast<size_t>(n) * 4);
+    } else {
+      unpack_chunk(row, c0, n, encoding, buf);
+    }
+    acc.add(buf, x + c0, n);
+  }
+  return row_scale(row, encoding) * acc.total();
+}
+
+void axpy_row(float a, const uint8_t* row, int64_t cols, Encoding encoding, const EncodingParams& params, float* y) {
+  if (encoding == Encoding::I4) {
+    const int64_t group = params.group_size;
+    float buf[128];
+    for (int64_t g = 0; g * group < cols; ++g) {
+      const I4Group info = unpack_i4_group(row, g, cols, group, buf);
+      const float as = a * info.scale, am = a * info.min;
+      float* yy = y + g * group;
+      for (int64_t i = 0; i < info.n; ++i) yy[i] += am + as * buf[i];
+    }
+    return;
+  }
+  const float as = a * row_scale(row, encoding);
+  float buf[kChunk];
+  for (int64_t c0 = 0; c0 < cols; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, cols - c0);
+    unpack_chunk(row, c0, n, encoding, buf);
+    float* yy = y + c0;
+    for (int64_t i = 0; i < n; ++i) yy[i] += as * buf[i];
+  }
+}
+
+std::optional<std::string> check_encoded_rows(const uint8_t* data, int64_t rows, int64_t cols, Encoding encoding,
+                                              const EncodingParams& params) {
+  const size_t row_bytes = encoded_row_bytes(encoding, cols, params);
+  auto bad_scale = [](float s) { return !std::isfinite(s) || std::signbit(s); };
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = data + static_cast<size_t>(r) * row_bytes;
+    switch (encoding) {
+      case Encoding::F32:
+        for (int64_t c = 0; c < cols; ++c) {
+          if (!std::isfinite(load_f32(row + 4 * c))) return "non-finite f32 value at " + col_text(r, c);
+        }
+        break;
+      case Encoding::F16:
+        for (int64_t c = 0; c < cols; ++c) {
+          if ((load_u16(row + 2 * c) & 0x7c00u) == 0x7c00u) return "non-finite f16 value at " + col_text(r, c);
+        }
+        break;
+      case Encoding::BF16:
+        for (int64_t c = 0; c < cols; ++c) {
+          if ((load_u16(row + 2 * c) & 0x7f80u) == 0x7f80u) return "non-finite bf16 value at " + col_text(r, c);
+        }
+        break;
+      case Encoding::I8: {
+        if (bad_scale(load_f32(row))) return "i8 scale of row " + std::to_string(r) + " is negative or not finite";
+        const auto* q = reinterpret_cast<const int8_t*>(row + kI8HeaderBytes);
+        for (int64_t c = 0; c < cols; ++c) {
+          if (q[c] == -128) return "i8 code -128 (outside -127..127) at " + col_text(r, c);
+        }
+        break;
+      }
+      case Encoding::I4: {
+        const int64_t group = params.group_size;
+        const int64_t group_bytes = kI4GroupHeaderBytes + group / 2;
+        for (int64_t g = 0; g * group < cols; ++g) {
+          const uint8_t* p = row + g * group_bytes;
+          const float scale = fp16_to_float_fast(load_u16(p)), min = fp16_to_float_fast(load_u16(p + 2));
+          if (bad_scale(scale) || !std::isfinite(min)) {
+            return "i4 scale or min of row " + std::to_string(r) + ", group " + std::to_string(g) +
+                   " is negative or not finite";
+          }
+          // Unused nibbles of a partial last group must be zero: the format has one encoding per tensor.
+          for (int64_t i = std::min(group, cols - g * group); i < group; ++i) {
+            if ((p[kI4GroupHeaderBytes + i / 2] >> ((i & 1) * 4)) & 15u) {
+              return "non-zero padding nibble in row " + std::to_string(r) + " (i4)";
+            }
+          }
+        }
+        break;
+      }
+      case Encoding::B1: {
+        if (bad_scale(load_f32(row))) return "b1 scale of row " + std::to_string(r) + " is negative or not finite";
+        if (cols % 8 != 0) {
+          const uint8_t last = row[kB1HeaderBytes + cols / 8];
+          if (last >> (cols % 8)) return "non-zero padding bits in row " + std::to_string(r) + " (b1)";
+        }
+        break;
+      }
+      case Encoding::I32:
+      case Encoding::U8: break;  // every bit pattern is a valid integer
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace rwkvlite::format
