@@ -55,7 +55,8 @@ Model load_model(const std::string& path, const LoadOptions& options) {
     throw UsageError("the group-norm epsilon must be a positive number, not " + std::to_string(options.ln_x_eps));
   }
   Model model;
-  switch (detect_model_file(path)) {
+  const ModelFileKind kind = detect_model_file(path);
+  switch (kind) {
     case ModelFileKind::RwkvCpp:
       model = read_rwkvcpp(path);
       break;
@@ -66,8 +67,12 @@ Model load_model(const std::string& path, const LoadOptions& options) {
     case ModelFileKind::LegacyTorchPickle: {
       const PthReader reader = g_pth_reader.load();
       if (!reader) {
+        // A legacy pickle needs re-saving with a newer torch before even `convert` reads it.
+        const std::string resave = kind == ModelFileKind::LegacyTorchPickle
+                                       ? "re-save it with torch >= 1.6 (torch.save(torch.load(old), new)), then "
+                                       : "";
         throw InputError("'" + path + "' is a PyTorch checkpoint (" + describe_file_contents(path) +
-                         "), which this program cannot read without LibTorch support: " + kConvertHint);
+                         "), which this program cannot read without LibTorch support: " + resave + kConvertHint);
       }
       model = reader(path);  // also explains legacy pickles
       break;

@@ -321,6 +321,11 @@ TEST_CASE("load_model picks the reader from the content and explains wrong files
   CHECK(detect_model_file(zip) == ModelFileKind::PthZip);
   if (!pth_io_available()) {
     CHECK_THAT(message_of<InputError>([&] { load_model(zip); }), Catch::Contains("rwkvlite convert"));
+    const std::string legacy = scratch_dir() + "/legacy.pth";
+    write_bytes(legacy, std::vector<uint8_t>{0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20});
+    CHECK(detect_model_file(legacy) == ModelFileKind::LegacyTorchPickle);
+    CHECK_THAT(message_of<InputError>([&] { load_model(legacy); }),
+               Catch::Contains("re-save it with torch >= 1.6") && Catch::Contains("rwkvlite convert"));
   }
 
   struct Wrong {
