@@ -10,4 +10,8 @@ namespace rwkvlite {
 
 std::unique_ptr<TokenPredictor> make_dense_predictor(const Model& model, int threads);
 
+class Engine;
+// Any engine, e.g. one built from a compact file's weights.
+std::unique_ptr<TokenPredictor> make_engine_predictor(std::unique_ptr<Engine> engine);
+
 }  // namespace rwkvlite
