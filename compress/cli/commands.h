@@ -14,5 +14,7 @@ void register_convert(CLI::App& app, Action& action);
 void register_eval(CLI::App& app, Action& action);
 void register_generate(CLI::App& app, Action& action);
 void register_logits(CLI::App& app, Action& action);
+void register_compress(CLI::App& app, Action& action);
+void register_verify(CLI::App& app, Action& action);
 
 }  // namespace rwkvlite::cli

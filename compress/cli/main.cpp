@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   cli::register_eval(app, action);
   cli::register_generate(app, action);
   cli::register_logits(app, action);
+  cli::register_compress(app, action);
+  cli::register_verify(app, action);
 
   try {
     app.parse(argc, argv);

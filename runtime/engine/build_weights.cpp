@@ -14,18 +14,27 @@ namespace {
 class Builder {
  public:
   // `consumable` is the same model when its tensors may be moved out instead of copied.
-  Builder(const Model& m, Model* consumable) : m_(m), consumable_(consumable), d_(m.dims) {}
+  Builder(const Model& m, Model* consumable, WeightProviders providers = {})
+      : m_(m), consumable_(consumable), d_(m.dims), providers_(std::move(providers)) {}
 
   EngineWeights build() {
     EngineWeights w;
     w.arch = m_.arch;
     w.dims = d_;
     w.ln_x_eps = m_.ln_x_eps;
-    w.embedding = std::make_unique<DenseEmbedding>(d_.n_vocab, d_.n_embd, take("emb.weight", {d_.n_vocab, d_.n_embd}));
+    if (providers_.embedding) {
+      w.embedding = providers_.embedding();
+    } else {
+      w.embedding = std::make_unique<DenseEmbedding>(d_.n_vocab, d_.n_embd, take("emb.weight", {d_.n_vocab, d_.n_embd}));
+    }
     w.ln0 = norm("blocks.0.ln0");
     for (int64_t i = 0; i < d_.n_layer; ++i) w.layers.push_back(layer(i));
     w.ln_out = norm("ln_out");
-    w.head = std::make_unique<ProjectionHead>(matrix("head.weight", d_.n_vocab, d_.n_embd));
+    if (providers_.head) {
+      w.head = providers_.head();
+    } else {
+      w.head = std::make_unique<ProjectionHead>(matrix("head.weight", d_.n_vocab, d_.n_embd));
+    }
     validate_weights(w);
     return w;
   }
@@ -34,6 +43,7 @@ class Builder {
   const Model& m_;
   Model* consumable_;
   const ModelDims& d_;
+  WeightProviders providers_;
 
   // A tensor's values, moved out of the model when it is being consumed (each tensor is used
   // exactly once), else copied.
@@ -61,6 +71,9 @@ class Builder {
   }
   // A (rows x cols) PyTorch Linear weight, already in y = W x orientation.
   std::unique_ptr<Projection> matrix(const std::string& name, int64_t rows, int64_t cols) const {
+    if (providers_.matrix) {
+      if (auto p = providers_.matrix(name, rows, cols)) return p;
+    }
     return std::make_unique<DenseProjection>(rows, cols, take(name, {rows, cols}));
   }
   // A LoRA factor that BlinkDL applies as x @ A, with A stored (cols x rows): y = A^T x.
@@ -209,7 +222,8 @@ class Builder {
       L.ffn.mix_r = vecD(ffn("time_mix_r"));
     }
     if (m_.arch != ArchVersion::V7) L.ffn.receptance = matrix(ffn("receptance.weight"), D, D);
-    L.ffn.core = std::make_unique<ProjectedChannelMix>(matrix(ffn("key.weight"), F, D), matrix(ffn("value.weight"), D, F));
+    if (providers_.channel_mix) L.ffn.core = providers_.channel_mix(i);
+    if (!L.ffn.core) L.ffn.core = std::make_unique<ProjectedChannelMix>(matrix(ffn("key.weight"), F, D), matrix(ffn("value.weight"), D, F));
     return L;
   }
 };
@@ -234,6 +248,11 @@ void check_buildable(const Model& model) {
 EngineWeights build_dense_weights(const Model& model) {
   check_buildable(model);
   return Builder(model, nullptr).build();
+}
+
+EngineWeights build_weights(const Model& small_tensors, WeightProviders providers) {
+  check_buildable(small_tensors);
+  return Builder(small_tensors, nullptr, std::move(providers)).build();
 }
 
 EngineWeights build_dense_weights(Model&& model) {

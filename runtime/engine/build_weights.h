@@ -1,6 +1,8 @@
 // Builds dense FP32 engine weights from a canonical model.
 #pragma once
 
+#include <functional>
+
 #include "core/model.h"
 #include "engine/weights.h"
 
@@ -14,5 +16,19 @@ EngineWeights build_dense_weights(const Model& model);
 // The same, moving tensor data out of `model` instead of copying it, so that a large model is
 // never held twice. `model` is left with emptied tensors.
 EngineWeights build_dense_weights(Model&& model);
+
+// Sources of the big parts for builders of compressed weights (a compact file): each provider,
+// when set, supplies its part instead of a dense FP32 copy of the model's tensor. `matrix` is
+// asked for every y = W x matrix by canonical name ("blocks.3.att.key.weight", "head.weight")
+// and may return null to fall back to the model's tensor; `channel_mix` likewise per layer.
+// Everything not provided (norms, mixes, decays, LoRA factors) comes from `small_tensors`,
+// through the same translation code as the dense build.
+struct WeightProviders {
+  std::function<std::unique_ptr<Projection>(const std::string& name, int64_t rows, int64_t cols)> matrix;
+  std::function<std::unique_ptr<ChannelMix>(int64_t layer)> channel_mix;
+  std::function<std::unique_ptr<Embedding>()> embedding;
+  std::function<std::unique_ptr<Head>()> head;
+};
+EngineWeights build_weights(const Model& small_tensors, WeightProviders providers);
 
 }  // namespace rwkvlite

@@ -1,0 +1,31 @@
+#include "pipeline/compact_export.h"
+
+#include "format/compact_format.h"
+#include "format/compact_writer.h"
+#include "format/encoding.h"
+#include "format/model_json.h"
+
+namespace rwkvlite {
+
+void write_compact(const CompressedModel& model, const std::string& path, const nlohmann::json& metadata) {
+  format::CompactWriter writer(path);
+  for (const StoredTensor& t : model.tensors()) {
+    const format::EncodingSpec spec = format::parse_encoding(t.encoding);
+    const uint64_t rows_per_block = t.row_addressable ? format::kChecksumEveryRow : format::kChecksumDefaultBlocks;
+    writer.add_tensor(t.name, spec, t.values.shape, t.values.data.data(), rows_per_block);
+  }
+  writer.finish(format::arch_to_json(model.arch, model.ln_x_eps), format::dims_to_json(model.dims), metadata);
+}
+
+int64_t planned_compact_bytes(const CompressedModel& model) {
+  int64_t total = 0;
+  for (const StoredTensor& t : model.tensors()) {
+    const format::EncodingSpec spec = format::parse_encoding(t.encoding);
+    const int64_t bytes = static_cast<int64_t>(format::encoded_row_bytes(spec.encoding, t.values.cols(), spec.params)) *
+                          t.values.rows();
+    total += (bytes + 63) / 64 * 64;
+  }
+  return total;
+}
+
+}  // namespace rwkvlite

@@ -1,0 +1,21 @@
+// Writes a CompressedModel as one compact file (runtime/format), atomically.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "pipeline/compressed_model.h"
+
+namespace rwkvlite {
+
+// `metadata` (passes, provenance, resolved config) is stored in the file header as is.
+// Layout choices made here for loading parts: the channel-mix value matrix is stored
+// transposed as `<base>.value.weight_t` only by the sparse-FFN pass, not here; row-addressable
+// tensors get one checksum per row.
+void write_compact(const CompressedModel& model, const std::string& path, const nlohmann::json& metadata);
+
+// Bytes the tensors will occupy in the file (without header), for --dry-run.
+int64_t planned_compact_bytes(const CompressedModel& model);
+
+}  // namespace rwkvlite

@@ -1,0 +1,190 @@
+// rwkvlite-run: the bundled minimal runtime. Runs a compact (or dense, non-.pth) model on text
+// or a prompt and reports accuracy and memory. Does not link LibTorch.
+//
+//   rwkvlite-run MODEL [--text FILE] [--reference DENSE_MODEL] [--json FILE]
+//   rwkvlite-run MODEL --prompt TEXT -n N
+//
+// JSON keys (stable, snake_case): bits_per_byte, top1_accuracy, top1_agreement, kl_mean,
+// reference_bits_per_byte, peak_resident_weight_bytes, peak_rss_bytes, file_bytes,
+// tokens_per_second, tokens_scored, load_seconds, model, reference, text, text_offset,
+// text_bytes, threads.
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "converters/model_io.h"
+#include "core/error.h"
+#include "core/file_io.h"
+#include "core/logging.h"
+#include "core/resource_usage.h"
+#include "core/version.h"
+#include "engine/engine.h"
+#include "eval/dense_predictor.h"
+#include "eval/sampling.h"
+#include "eval/text_metrics.h"
+#include "eval/text_source.h"
+#include "store/compact_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace {
+
+using namespace rwkvlite;
+
+struct LoadedModel {
+  std::unique_ptr<TokenPredictor> predictor;
+  std::shared_ptr<ResidencyCounter> residency;  // null for dense models (their size is fixed)
+  int64_t dense_weight_bytes = 0;
+  int64_t vocab = 0;
+};
+
+LoadedModel load_any(const std::string& path, int threads, float ln_x_eps) {
+  LoadedModel out;
+  if (is_compact_file(path)) {
+    CompactEngine ce = load_compact_engine(path, threads);
+    out.vocab = ce.engine->vocab_size();
+    out.residency = ce.residency;
+    out.predictor = make_engine_predictor(std::move(ce.engine));
+    return out;
+  }
+  LoadOptions lo;
+  lo.ln_x_eps = ln_x_eps;
+  Model m = load_model(path, lo);
+  auto engine = std::make_unique<Engine>(std::move(m), threads);
+  out.vocab = engine->vocab_size();
+  out.dense_weight_bytes = weights_storage_bytes(engine->weights());
+  out.predictor = make_engine_predictor(std::move(engine));
+  return out;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"rwkvlite-run " RWKVLITE_VERSION ": run a compact or dense RWKV model and report accuracy and memory"};
+  std::string model_path, reference_path, json_path, prompt, tokenizer_override, log_level = "info";
+  std::string text_path = bundled_text_path();
+  uint64_t offset = kHeldOutStart, max_bytes = 0, seed = 42;
+  int64_t n = 100;
+  int threads = 2;
+  float temperature = 0.0f, top_p = 0.85f, ln_x_eps = NAN;
+  bool interleave = false;
+  app.add_option("model", model_path, "Compact file (from rwkvlite compress) or dense rwkv.cpp/safetensors model")->required();
+  auto* text_opt = app.add_option("--text", text_path, "Evaluate on this text (default: held-out bundled text)");
+  app.add_option("--offset", offset, "First byte of the text (default: 1000000, the held-out split)");
+  app.add_option("--max-bytes", max_bytes, "Use at most this many bytes of text (0: to the end)");
+  app.add_flag("--interleave-zeros", interleave, "Feed text as c0 00 c1 00 ... (tiny v6 model)");
+  auto* prompt_opt = app.add_option("--prompt", prompt, "Generate from this prompt instead of evaluating");
+  prompt_opt->excludes(text_opt);
+  app.add_option("-n,--tokens", n, "Tokens to generate with --prompt");
+  app.add_option("--temperature", temperature, "Sampling temperature (0: greedy)");
+  app.add_option("--top-p", top_p, "Nucleus mass");
+  app.add_option("--seed", seed, "Sampling seed");
+  app.add_option("--reference", reference_path, "Dense reference model: adds top1_agreement and kl_mean");
+  app.add_option("--json", json_path, "Write the report as JSON ('-' for stdout)");
+  app.add_option("--threads", threads, "Worker threads")->check(CLI::Range(1, 256));
+  app.add_option("--tokenizer", tokenizer_override, "bytes | world | vocab path");
+  app.add_option("--ln-x-eps", ln_x_eps, "Group-norm epsilon override for dense models");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  setup_logging(log_level);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  LoadedModel model = load_any(model_path, threads, ln_x_eps);
+  const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto tokenizer = tokenizer_for(model.vocab, tokenizer_override);
+
+  if (!prompt.empty()) {
+    Sampler sampler(seed, temperature, top_p);
+    std::vector<float> logits(static_cast<size_t>(model.vocab));
+    model.predictor->reset();
+    for (int32_t t : tokenizer->encode(prompt)) model.predictor->feed(t, logits.data());
+    std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t next = sampler.sample(logits.data(), std::min<int64_t>(model.vocab, tokenizer->vocab_size()));
+      const std::string& b = tokenizer->token_bytes(next);
+      std::fwrite(b.data(), 1, b.size(), stdout);
+      model.predictor->feed(next, logits.data());
+    }
+    std::fputc('\n', stdout);
+    return 0;
+  }
+
+  std::string text = read_text_range(text_path, offset, max_bytes);
+  if (interleave) text = interleave_zero_bytes(text);
+  const std::vector<int32_t> tokens = tokenizer->encode(text);
+  std::vector<int32_t> token_bytes;
+  for (int32_t t : tokens) token_bytes.push_back(static_cast<int32_t>(tokenizer->token_bytes(t).size()));
+  LoadedModel reference;
+  if (!reference_path.empty()) reference = load_any(reference_path, threads, ln_x_eps);
+  spdlog::info("evaluating {} tokens of {} from offset {}", tokens.size(), text_path, offset);
+  EvalOptions eo;
+  eo.progress_every = std::max<int64_t>(1, static_cast<int64_t>(tokens.size()) / 5);
+  eo.progress = [](int64_t done, int64_t total) { spdlog::info("{:3.0f}% ({}/{})", 100.0 * done / total, done, total); };
+  const TextMetrics m = evaluate_text(*model.predictor, tokens, token_bytes, reference.predictor.get(), eo);
+  const double per_text_byte = interleave ? 2.0 : 1.0;
+
+  nlohmann::ordered_json j;
+  j["model"] = model_path;
+  j["reference"] = reference_path;
+  j["text"] = text_path;
+  j["text_offset"] = offset;
+  j["text_bytes"] = text.size();
+  j["tokens_scored"] = m.tokens_scored;
+  j["bits_per_byte"] = m.bits_per_byte * per_text_byte;
+  j["top1_accuracy"] = m.top1_accuracy;
+  if (m.has_reference) {
+    j["top1_agreement"] = m.top1_agreement;
+    j["kl_mean"] = m.kl_mean;
+    j["reference_bits_per_byte"] = m.reference_bits_per_byte * per_text_byte;
+  } else {
+    j["top1_agreement"] = nullptr;
+    j["kl_mean"] = nullptr;
+  }
+  j["peak_resident_weight_bytes"] = model.residency ? model.residency->peak() : model.dense_weight_bytes;
+  j["peak_rss_bytes"] = peak_rss_bytes();
+  j["file_bytes"] = file_size_or_throw(model_path);
+  j["tokens_per_second"] = m.tokens_per_second;
+  j["load_seconds"] = load_seconds;
+  j["threads"] = threads;
+  for (const auto& [k, v] : j.items()) {
+    if (v.is_number_float()) {
+      std::printf("%-28s %.6g\n", k.c_str(), v.get<double>());
+    } else {
+      std::printf("%-28s %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+    }
+  }
+  if (!json_path.empty()) {
+    const std::string s = j.dump(2) + "\n";
+    if (json_path == "-") {
+      std::fwrite(s.data(), 1, s.size(), stdout);
+    } else {
+      AtomicFile f(json_path);
+      f.write(s.data(), s.size());
+      f.commit();
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const rwkvlite::Error& e) {
+    spdlog::error("{}", e.what());
+    return e.exit_code();
+  } catch (const std::bad_alloc&) {
+    spdlog::error("out of memory");
+    return rwkvlite::kExitResourceLimit;
+  } catch (const std::exception& e) {
+    spdlog::error("internal error: {}", e.what());
+    return rwkvlite::kExitInternal;
+  }
+}

@@ -1,0 +1,47 @@
+// Projections over compact-file encodings: a matrix kept in its stored encoding (f32, f16,
+// bf16, i8, i4gG) and multiplied row by row with the format's fused dot kernels, never
+// dequantized as a whole; and a low-rank product of two such projections.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "engine/projection.h"
+#include "format/encoding.h"
+#include "store/residency.h"
+
+namespace rwkvlite {
+
+class EncodedProjection final : public Projection {
+ public:
+  // `bytes` holds rows x encoded_row_bytes(encoding, cols), as read from the file.
+  EncodedProjection(int64_t rows, int64_t cols, format::EncodingSpec encoding, std::vector<uint8_t> bytes,
+                    std::shared_ptr<ResidencyCounter> counter);
+  int64_t rows() const override { return rows_; }
+  int64_t cols() const override { return cols_; }
+  void apply(const float* x, float* y, ThreadPool& pool) const override;
+  int64_t storage_bytes() const override { return static_cast<int64_t>(bytes_.size()); }
+
+ private:
+  int64_t rows_, cols_;
+  format::EncodingSpec encoding_;
+  size_t row_bytes_;
+  std::vector<uint8_t> bytes_;
+  ResidentBytes resident_;
+};
+
+// W ~= B · A: y = B (A x), with A r x in and B out x r.
+class LowRankProjection final : public Projection {
+ public:
+  LowRankProjection(std::unique_ptr<Projection> a, std::unique_ptr<Projection> b);
+  int64_t rows() const override { return b_->rows(); }
+  int64_t cols() const override { return a_->cols(); }
+  void apply(const float* x, float* y, ThreadPool& pool) const override;
+  int64_t storage_bytes() const override { return a_->storage_bytes() + b_->storage_bytes(); }
+  int64_t rank() const { return a_->rows(); }
+
+ private:
+  std::unique_ptr<Projection> a_, b_;
+};
+
+}  // namespace rwkvlite
