@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Reproduces the README's ablation tables: for each model, compresses with each config and runs
+# the compact file on the whole held-out range against the dense model.
+#   scripts/bench_ablation.sh [MODEL ...]     (default: the reference model and the tiny models)
+# Results: bench/results/ablation-<model>-<config>.json and a summary table on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh >/dev/null
+CONFIGS=${CONFIGS:-"dense-fp32 dense-fp16 lowrank-svd lowrank-aware lowrank-int8 int8 default"}
+MAX_BYTES=${MAX_BYTES:-0}
+MODELS=("$@")
+if [ ${#MODELS[@]} -eq 0 ]; then
+  MODELS=(models/reference/rwkv5-ref-6x256.pth)
+  for s in 4v0-660K 5v1-730K 5v2-730K 6v0-1m 7v0-834K; do
+    f=../shared/models/tiny-rwkv/tiny-rwkv-$s-FP32.bin
+    [ -f "$f" ] || f=third_party/tiny-rwkv/tiny-rwkv-$s-FP32.bin
+    [ -f "$f" ] && MODELS+=("$f")
+  done
+fi
+mkdir -p bench/results build/bench
+for model in "${MODELS[@]}"; do
+  name=$(basename "$model"); name=${name%.*}
+  ref=build/bench/$name-FP32.bin
+  build/bin/rwkvlite --log-level warn convert "$model" "$ref" --force
+  extra=()
+  case "$name" in *6v0*) extra=(--interleave-zeros) ;; esac
+  eps=()
+  case "$model" in *.pth) eps=(--ln-x-eps 64e-5) ;; esac
+  for cfg in $CONFIGS; do
+    out=build/bench/$name-$cfg.rwkvlite
+    build/bin/rwkvlite --log-level warn compress "$model" -o "$out" -c configs/$cfg.toml --force
+    build/bin/rwkvlite-run "$out" --reference "$ref" "${eps[@]}" "${extra[@]}" --max-bytes "$MAX_BYTES" \
+      --log-level warn --json bench/results/ablation-$name-$cfg.json >/dev/null
+    python3 - "$name" "$cfg" bench/results/ablation-$name-$cfg.json <<'PY'
+import json, sys
+d = json.load(open(sys.argv[3]))
+print(f"| {sys.argv[1]} | {sys.argv[2]} | {d['bits_per_byte']:.4f} | {d['top1_agreement']:.4f} | {d['kl_mean']:.5f} | {d['file_bytes']:,} | {d['peak_resident_weight_bytes']:,} |")
+PY
+  done
+done
