@@ -1,0 +1,84 @@
+// The "lowrank" pass: replaces selected dense projections <base>.weight [out, in] by factors
+// <base>.lr_a [r, in] and <base>.lr_b [out, r] (W ~= lr_b · lr_a; naming in
+// pipeline/compressed_model.h), plain or activation-aware (passes/lowrank.h for the math).
+//
+// Defaults follow RWKV-Lite: att.receptance/key/value/gate with r = min(out, in) / 8;
+// att.output and the FFN are left alone. Config keys: pipeline/config.h.
+//
+// Report rows (one per targeted matrix):
+//   action        "lowrank r=<r>", or "keep dense (...)" when no rank the rule allows saves
+//                 parameters (r·(out+in) >= out·in)
+//   bytes         FP32 before (4·out·in) and after (4·r·(out+in), or unchanged)
+//   error         relative weight error ||W - lr_b·lr_a||_F / ||W||_F of the stored FP32 factors
+//   extra         rank, weight_error, output_error (sqrt(tr(ΔW C ΔWᵀ)/tr(W C Wᵀ)) with the
+//                 undamped calibration C, null without calibration), svd (back end used),
+//                 whitening (none/cholesky/eigen), note (fallbacks)
+// Deterministic whatever ctx.threads: matrices are computed independently (several at a
+// time) and applied and reported in model order; Eigen itself runs single-threaded.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "passes/lowrank.h"
+#include "passes/svd.h"
+#include "pipeline/config.h"
+#include "pipeline/pass.h"
+#include "pipeline/tensor_selector.h"
+
+namespace rwkvlite {
+
+enum class RankRule { Fixed, Divisor, Energy, Budget };
+const char* rank_rule_key(RankRule r);  // the config key choosing it: rank, divisor, energy, budget
+
+// RWKV-Lite's targets: every layer's att receptance, key, value and gate.
+std::vector<std::string> default_lowrank_targets();
+
+struct LowRankOptions {
+  std::vector<std::string> targets = default_lowrank_targets();
+  std::vector<std::string> ignore;
+  RankRule rule = RankRule::Divisor;
+  int rank = 0;        // Fixed
+  int divisor = 8;     // Divisor
+  double energy = 0;   // Energy: (0, 1]
+  double budget = 0;   // Budget: (0, 1], parameters after / before over all targets
+  bool activation_aware = false;
+  double damping = kDefaultWhiteningDamping;
+  SvdMethod svd = SvdMethod::Auto;
+
+  // Reads and validates a [[pass]] table of type "lowrank" (UsageError with location).
+  static LowRankOptions read(OptionReader& reader);
+  // Throws UsageError (no location) when a value is out of range or a pattern is malformed;
+  // for options built in code.
+  void check() const;
+  nlohmann::ordered_json to_json() const;
+};
+
+class LowRankPass : public Pass {
+ public:
+  explicit LowRankPass(LowRankOptions options);  // calls options.check()
+
+  std::string name() const override { return "lowrank"; }
+  bool needs_calibration() const override { return options_.activation_aware; }
+  // UsageError when nothing matches, a match is not a 2-D "<base>.weight", or a budget
+  // cannot give every target rank 1.
+  void validate(const CompressedModel& model) const override;
+  // Exact for rank / divisor; the budget's bound for budget; 0 for energy (the rank is
+  // only known after the SVDs).
+  int64_t planned_bytes_delta(const CompressedModel& model) const override;
+  std::vector<PassReportRow> run(PassContext& ctx) override;
+  nlohmann::ordered_json settings() const override { return options_.to_json(); }
+
+  // The names this pass would factor in `model`, in model order.
+  std::vector<std::string> selected(const CompressedModel& model) const;
+  const LowRankOptions& options() const { return options_; }
+
+ private:
+  LowRankOptions options_;
+  TensorSelector selector_;
+};
+
+// Registers "lowrank" with the config (see PassTypeRegistration).
+extern const PassTypeRegistration kLowRankPassRegistration;
+
+}  // namespace rwkvlite
