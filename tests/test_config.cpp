@@ -374,9 +374,10 @@ TEST_CASE("quantize pass: encodings by first matching rule and byte sizes", "[co
   CHECK(encoded_row_bytes("i8", 64) == 68);
   CHECK(encoded_row_bytes("i4g32", 64) == 2 * 4 + 32);
   CHECK(encoded_row_bytes("i4g64", 64) == 4 + 32);
-  CHECK(encoded_row_bytes("i4g128", 64) == 4 + 32);   // one partial group
-  CHECK(encoded_row_bytes("i4g64", 100) == 2 * 4 + 50);
-  CHECK(encoded_row_bytes("i4g64", 7) == 4 + 4);      // odd count rounds up to whole bytes
+  // i4 rows are whole groups (docs/compact-format.md): a partial last group still takes G/2 bytes.
+  CHECK(encoded_row_bytes("i4g128", 64) == 4 + 64);   // one partial group
+  CHECK(encoded_row_bytes("i4g64", 100) == 2 * 4 + 64);
+  CHECK(encoded_row_bytes("i4g64", 7) == 4 + 32);      // odd count rounds up to whole bytes
   CHECK_THROWS_AS(encoded_row_bytes("b1", 8), Error);
 
   const std::string path = tiny_model_path("5v2-730K", "FP32");

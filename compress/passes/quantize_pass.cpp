@@ -1,5 +1,7 @@
 #include "passes/quantize_pass.h"
 
+#include "format/encoding.h"
+
 #include <algorithm>
 
 #include "core/error.h"
@@ -17,14 +19,12 @@ bool is_quantize_encoding(const std::string& encoding) {
 }
 
 int64_t encoded_row_bytes(const std::string& encoding, int64_t cols) {
-  auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
-  if (encoding == "f32") return 4 * cols;
-  if (encoding == "f16" || encoding == "bf16") return 2 * cols;
-  if (encoding == "i8") return 4 + cols;
-  if (encoding == "i4g32") return ceil_div(cols, 32) * 4 + ceil_div(cols, 2);
-  if (encoding == "i4g64") return ceil_div(cols, 64) * 4 + ceil_div(cols, 2);
-  if (encoding == "i4g128") return ceil_div(cols, 128) * 4 + ceil_div(cols, 2);
-  throw Error("encoded_row_bytes: unknown encoding '" + encoding + "'", kExitInternal);
+  // The format library's own size, so plans and reports match the bytes actually written.
+  if (!is_quantize_encoding(encoding)) {
+    throw Error("encoded_row_bytes: '" + encoding + "' is not a storage encoding of the quantize pass", kExitInternal);
+  }
+  const format::EncodingSpec spec = format::parse_encoding(encoding);
+  return static_cast<int64_t>(format::encoded_row_bytes(spec.encoding, cols, spec.params));
 }
 
 int64_t encoded_tensor_bytes(const std::string& encoding, const Tensor& t) {
