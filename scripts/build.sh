@@ -9,6 +9,8 @@ BUILD_TYPE=${BUILD_TYPE:-Release}
 SANITIZE=${SANITIZE:-OFF}
 TORCH=${TORCH:-ON}
 JOBS=${JOBS:-$(nproc)}
+# Lets ccache reuse objects across clones at different paths (CI builds a fresh clone).
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(pwd)}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
   -DRWKVLITE_SANITIZE="$SANITIZE" -DRWKVLITE_WITH_TORCH="$TORCH" >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS"
