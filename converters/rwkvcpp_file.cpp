@@ -282,9 +282,6 @@ RwkvCppRawFile read_rwkvcpp_raw(const std::string& path) {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // Transposes the last two axes of a tensor (a batch of matrices when rank is 3).
 Tensor transpose_last2(const std::vector<int64_t>& shape, const std::vector<float>& data) {
@@ -313,7 +310,7 @@ const char* kV7Mixes[] = {"x_r", "x_w", "x_k", "x_v", "x_a", "x_g"};
 
 bool is_v7_lora(const std::string& n) {
   for (const char* s : {".w1", ".w2", ".a1", ".a2", ".v1", ".v2", ".g1", ".g2"}) {
-    if (ends_with(n, s)) return true;
+    if (n.ends_with(s)) return true;
   }
   return false;
 }
@@ -332,22 +329,22 @@ void add_canonical(Model& m, ArchVersion arch, int64_t D, RwkvCppRawTensor& t) {
   };
 
   const bool is_mix = n.find(".time_mix_") != std::string::npos ||
-                      (n.find(".time_maa_") != std::string::npos && !ends_with(n, "_w1") && !ends_with(n, "_w2"));
+                      (n.find(".time_maa_") != std::string::npos && !n.ends_with("_w1") && !n.ends_with("_w2"));
   if (is_mix) {
     put(n, reshape_or_keep(t.shape, mix), std::move(t.data));
     return;
   }
   switch (arch) {
     case ArchVersion::V4:
-      if (ends_with(n, ".att.time_decay")) map_all(rwkvcpp_canonical_decay_v4);
+      if (n.ends_with(".att.time_decay")) map_all(rwkvcpp_canonical_decay_v4);
       break;
     case ArchVersion::V5_1:
-      if (ends_with(n, ".att.time_decay")) {
+      if (n.ends_with(".att.time_decay")) {
         map_all(rwkvcpp_canonical_decay_v5);
         put(n, {Tensor::numel_of(t.shape)}, std::move(t.data));
         return;
       }
-      if (ends_with(n, ".att.time_first")) {
+      if (n.ends_with(".att.time_first")) {
         map_all(rwkvcpp_canonical_first_v5_1);
         put(n, {Tensor::numel_of(t.shape)}, std::move(t.data));
         return;
@@ -355,20 +352,20 @@ void add_canonical(Model& m, ArchVersion arch, int64_t D, RwkvCppRawTensor& t) {
       break;
     case ArchVersion::V5_2:
     case ArchVersion::V6:
-      if (ends_with(n, ".att.time_faaaa") || (arch == ArchVersion::V5_2 && ends_with(n, ".att.time_decay"))) {
-        if (arch == ArchVersion::V5_2 && ends_with(n, ".att.time_decay")) map_all(rwkvcpp_canonical_decay_v5);
+      if (n.ends_with(".att.time_faaaa") || (arch == ArchVersion::V5_2 && n.ends_with(".att.time_decay"))) {
+        if (arch == ArchVersion::V5_2 && n.ends_with(".att.time_decay")) map_all(rwkvcpp_canonical_decay_v5);
         std::vector<int64_t> s = t.shape;
         if (s.size() == 3 && s[2] == 1) s.pop_back();  // [H, S, 1] -> [H, S]
         put(n, s, std::move(t.data));
         return;
       }
       if (arch == ArchVersion::V6) {
-        if (ends_with(n, ".att.time_decay")) {
+        if (n.ends_with(".att.time_decay")) {
           put(n, reshape_or_keep(t.shape, mix), std::move(t.data));
           return;
         }
-        if (ends_with(n, ".att.time_maa_w1") || ends_with(n, ".att.time_decay_w1") ||
-            ends_with(n, ".att.time_decay_w2") || ends_with(n, ".att.time_maa_w2")) {
+        if (n.ends_with(".att.time_maa_w1") || n.ends_with(".att.time_decay_w1") ||
+            n.ends_with(".att.time_decay_w2") || n.ends_with(".att.time_maa_w2")) {
           if (t.shape.size() >= 2) {
             put_t(n, transpose_last2(t.shape, t.data));
             return;
@@ -377,7 +374,7 @@ void add_canonical(Model& m, ArchVersion arch, int64_t D, RwkvCppRawTensor& t) {
       }
       break;
     case ArchVersion::V7:
-      if (ends_with(n, ".att.x_rwkvag")) {
+      if (n.ends_with(".att.x_rwkvag")) {
         const std::string prefix = n.substr(0, n.size() - std::string("x_rwkvag").size());
         if (Tensor::numel_of(t.shape) != 6 * D) break;  // left as is: validation names it
         for (int i = 0; i < 6; ++i) {
@@ -390,7 +387,7 @@ void add_canonical(Model& m, ArchVersion arch, int64_t D, RwkvCppRawTensor& t) {
         return;
       }
       for (const char* s : {".w0", ".a0", ".v0", ".k_k", ".k_a", ".ffn.x_k"}) {
-        if (ends_with(n, s)) {
+        if (n.ends_with(s)) {
           put(n, reshape_or_keep(t.shape, mix), std::move(t.data));
           return;
         }
@@ -455,30 +452,30 @@ RwkvCppRawTensor to_stored(const Model& m, const std::string& n, const Tensor& t
   }
   switch (arch) {
     case ArchVersion::V4:
-      if (ends_with(n, ".att.time_decay")) map_all(rwkvcpp_stored_decay_v4);
+      if (n.ends_with(".att.time_decay")) map_all(rwkvcpp_stored_decay_v4);
       break;
     case ArchVersion::V5_1:
-      if (ends_with(n, ".att.time_decay")) {
+      if (n.ends_with(".att.time_decay")) {
         map_all(rwkvcpp_stored_decay_v5);
         out.shape = {H, 1, 1};
-      } else if (ends_with(n, ".att.time_first")) {
+      } else if (n.ends_with(".att.time_first")) {
         map_all(rwkvcpp_stored_first_v5_1);
         out.shape = {H, 1, 1};
       }
       break;
     case ArchVersion::V5_2:
-      if (ends_with(n, ".att.time_decay")) {
+      if (n.ends_with(".att.time_decay")) {
         map_all(rwkvcpp_stored_decay_v5);
         out.shape = {H, S, 1};
-      } else if (ends_with(n, ".att.time_faaaa")) {
+      } else if (n.ends_with(".att.time_faaaa")) {
         out.shape = {H, S, 1};
       }
       break;
     case ArchVersion::V6:
-      if (ends_with(n, ".att.time_faaaa") || ends_with(n, ".att.time_decay")) {
+      if (n.ends_with(".att.time_faaaa") || n.ends_with(".att.time_decay")) {
         out.shape = {H, S, 1};
-      } else if (ends_with(n, ".att.time_maa_w1") || ends_with(n, ".att.time_decay_w1") ||
-                 ends_with(n, ".att.time_decay_w2") || ends_with(n, ".att.time_maa_w2")) {
+      } else if (n.ends_with(".att.time_maa_w1") || n.ends_with(".att.time_decay_w1") ||
+                 n.ends_with(".att.time_decay_w2") || n.ends_with(".att.time_maa_w2")) {
         Tensor tr = transpose_last2(t.shape, t.data);
         out.shape = tr.shape;
         out.data = std::move(tr.data);
@@ -529,7 +526,7 @@ void write_rwkvcpp(const Model& m, const std::string& path, RwkvCppType dtype) {
     if (m.arch == ArchVersion::V7) {
       const auto pos = name.find(".att.x_");
       if (pos != std::string::npos) {
-        if (!ends_with(name, ".att.x_r")) continue;  // the six mixes go out together as x_rwkvag
+        if (!name.ends_with(".att.x_r")) continue;  // the six mixes go out together as x_rwkvag
         const std::string prefix = name.substr(0, pos + 5);
         RwkvCppRawTensor cat;
         cat.name = prefix + "x_rwkvag";

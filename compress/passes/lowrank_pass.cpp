@@ -32,9 +32,6 @@ std::string base_of(const std::string& weight_name) {
   return weight_name.substr(0, weight_name.size() - std::string(".weight").size());
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string join(const std::vector<std::string>& v) {
   std::string out;
@@ -230,7 +227,7 @@ void LowRankPass::validate(const CompressedModel& model) const {
   }
   for (const auto& n : names) {
     const Tensor& t = model.at(n).values;
-    if (!ends_with(n, ".weight")) {
+    if (!n.ends_with(".weight")) {
       throw UsageError("lowrank: target '" + n + "' is not a '<base>.weight' matrix; lowrank factors only those");
     }
     if (t.rank() != 2) {

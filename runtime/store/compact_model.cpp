@@ -14,9 +14,6 @@
 namespace rwkvlite {
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // The y = W x matrices the builder asks the matrix provider for; everything else (norms,
 // mixes, decays, LoRA factors) is decoded to FP32 and goes through the dense translation code.
@@ -78,7 +75,7 @@ CompactEngine load_compact_engine(const std::string& path, int threads) {
   small.source_format = "rwkvlite compact";
   int64_t small_bytes = 0;
   for (const format::TensorInfo& t : file->tensors()) {
-    if (is_provided_matrix(t.name) || t.name == "emb.weight" || ends_with(t.name, ".lr_a") || ends_with(t.name, ".lr_b")) {
+    if (is_provided_matrix(t.name) || t.name == "emb.weight" || t.name.ends_with(".lr_a") || t.name.ends_with(".lr_b")) {
       continue;
     }
     small.tensors[t.name] = file->decode_tensor(t.name);
