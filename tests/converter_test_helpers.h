@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/model.h"
+#include "test_support.h"
 
 namespace rwkvlite::test {
 
@@ -73,5 +74,18 @@ inline void write_bytes(const std::string& path, const std::vector<uint8_t>& byt
 }
 
 inline void write_text(const std::string& path, const std::string& text) { write_bytes(path, text.data(), text.size()); }
+
+// The tiny models present here (the vendored ones always; the rest with ../shared).
+inline std::vector<const TinyModel*> available_models() {
+  std::vector<const TinyModel*> out;
+  for (const TinyModel& m : kTinyModels) {
+    if (exists(tiny_model_path(m.stem, "FP32"))) {
+      out.push_back(&m);
+    } else {
+      WARN("skipped " << m.stem << ": " << tiny_model_path(m.stem, "FP32") << " is not present (needs ../shared)");
+    }
+  }
+  return out;
+}
 
 }  // namespace rwkvlite::test

@@ -19,6 +19,7 @@
 #include "engine/build_weights.h"
 #include "engine/engine.h"
 #include "engine/thread_pool.h"
+#include "converter_test_helpers.h"
 #include "test_support.h"
 
 using namespace rwkvlite;
@@ -79,13 +80,6 @@ std::vector<int32_t> text_tokens(size_t n) {
   std::vector<int32_t> tokens;
   for (unsigned char c : text) tokens.push_back(c);
   return tokens;
-}
-
-size_t count_bit_differences(const std::vector<float>& a, const std::vector<float>& b) {
-  if (a.size() != b.size()) return std::max(a.size(), b.size());
-  size_t n = 0;
-  for (size_t i = 0; i < a.size(); ++i) n += std::memcmp(&a[i], &b[i], sizeof(float)) != 0;
-  return n;
 }
 
 bool states_bit_identical(const State& a, const State& b) {

@@ -7,6 +7,7 @@
 #include "core/arch.h"
 #include "core/error.h"
 #include "core/file_io.h"
+#include "converter_test_helpers.h"
 #include "test_support.h"
 
 using namespace rwkvlite;
@@ -27,14 +28,6 @@ const ExpectedDims kDims[] = {
     {"6v0-1m", ArchVersion::V6, 12, 64, 8, 224, 1028352},
     {"7v0-834K", ArchVersion::V7, 12, 64, 1, 256, 829888},
 };
-
-// Bit-level equality of two float arrays; returns the count of differing elements.
-size_t count_bit_differences(const std::vector<float>& a, const std::vector<float>& b) {
-  if (a.size() != b.size()) return std::max(a.size(), b.size());
-  size_t n = 0;
-  for (size_t i = 0; i < a.size(); ++i) n += std::memcmp(&a[i], &b[i], sizeof(float)) != 0;
-  return n;
-}
 
 }  // namespace
 

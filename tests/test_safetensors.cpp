@@ -55,19 +55,6 @@ std::string write_case(const std::string& name, const std::vector<uint8_t>& byte
   return path;
 }
 
-// The tiny models present here (the vendored ones always; the rest with ../shared).
-std::vector<const TinyModel*> available_models() {
-  std::vector<const TinyModel*> out;
-  for (const TinyModel& m : kTinyModels) {
-    if (exists(tiny_model_path(m.stem, "FP32"))) {
-      out.push_back(&m);
-    } else {
-      WARN("skipped " << m.stem << ": " << tiny_model_path(m.stem, "FP32") << " is not present (needs ../shared)");
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("rwkv.cpp -> safetensors -> canonical is bit-exact, and back to rwkv.cpp reproduces the file",

@@ -27,18 +27,6 @@ namespace {
 
 constexpr const char* kPython = "/usr/bin/python3";
 
-std::vector<const TinyModel*> available_models() {
-  std::vector<const TinyModel*> out;
-  for (const TinyModel& m : kTinyModels) {
-    if (exists(tiny_model_path(m.stem, "FP32"))) {
-      out.push_back(&m);
-    } else {
-      WARN("skipped " << m.stem << ": " << tiny_model_path(m.stem, "FP32") << " is not present (needs ../shared)");
-    }
-  }
-  return out;
-}
-
 float rounded(float v, DenseDtype t) {
   switch (t) {
     case DenseDtype::F16: return fp16_to_float(float_to_fp16(v));
