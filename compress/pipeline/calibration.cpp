@@ -66,15 +66,47 @@ CalibrationData run_calibration(const Model& model, const CalibrationRequest& re
   const auto tokenizer = tokenizer_for(model.dims.n_vocab, "");
   const std::vector<int32_t> tokens = tokenizer->encode(request.text);
   if (tokens.empty()) throw InputError("the calibration text is empty");
+  // Sampled positions: every stride-th token, so the samples spread over the whole text.
+  const auto n_tokens = static_cast<int64_t>(tokens.size());
+  const int64_t max_samples = std::max<int64_t>(1, request.max_samples);
+  data.sample_stride = (n_tokens + max_samples - 1) / max_samples;
+  const int64_t n_samples = (n_tokens + data.sample_stride - 1) / data.sample_stride;
+  const int64_t D = model.dims.n_embd, L = model.dims.n_layer;
+  data.ffn_key_inputs.assign(static_cast<size_t>(L), CalibrationData::Rows(n_samples, D));
+  data.head_inputs.resize(n_samples, D);
+  std::vector<int64_t> active(static_cast<size_t>(L), 0);
+  int64_t ffn_size = 0;
+  // Copies the sampled rows of a block [first, first + n) of n x D rows into dst.
+  auto keep_samples = [&](int64_t first, int64_t n, const float* rows, CalibrationData::Rows& dst) {
+    for (int64_t p = (first + data.sample_stride - 1) / data.sample_stride * data.sample_stride; p < first + n;
+         p += data.sample_stride) {
+      std::copy_n(rows + (p - first) * D, D, dst.row(p / data.sample_stride).data());
+    }
+  };
+  const ChannelMixObserver on_ffn = [&](const ChannelMixActivations& a) {
+    keep_samples(a.first_position, a.n_tokens, a.key_input, data.ffn_key_inputs[static_cast<size_t>(a.layer)]);
+    ffn_size = a.ffn_size;
+    int64_t on = 0;
+    for (int64_t i = 0; i < a.n_tokens * a.ffn_size; ++i) on += a.key_preact[i] > 0.0f;
+    active[static_cast<size_t>(a.layer)] += on;
+  };
+  const HiddenObserver on_hidden = [&](const HiddenStates& h) {
+    keep_samples(h.first_position, h.n_tokens, h.normed, data.head_inputs);
+  };
   State state = engine.new_state();
   // Sequence mode: projections see blocks of tokens (apply_batch), in token order.
-  engine.eval_sequence(tokens.data(), tokens.size(), state, nullptr);
-  data.tokens = static_cast<int64_t>(tokens.size());
+  engine.eval_sequence(tokens.data(), tokens.size(), state, nullptr, on_ffn, on_hidden);
+  data.tokens = n_tokens;
+  for (int64_t l = 0; l < L; ++l) {
+    data.ffn_active_fraction.push_back(static_cast<double>(active[static_cast<size_t>(l)]) /
+                                       static_cast<double>(std::max<int64_t>(1, n_tokens * ffn_size)));
+  }
   for (auto& [name, m] : data.input_second_moment) {
     m.triangularView<Eigen::StrictlyUpper>() = m.transpose();  // rankUpdate filled the lower half
     m /= static_cast<double>(std::max<int64_t>(1, counts[name]));
   }
-  spdlog::info("calibration: {} tokens, {} projections recorded in {:.2f} s", data.tokens, found.size(),
+  spdlog::info("calibration: {} tokens, {} projections, {} sampled positions recorded in {:.2f} s", data.tokens,
+               found.size(), n_samples,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return data;
 }

@@ -16,6 +16,7 @@ namespace rwkvlite {
 struct CalibrationRequest {
   std::string text;                  // the calibration bytes (byte-level) or text (tokenized)
   std::set<std::string> projections; // canonical weight names whose input moments are wanted
+  int64_t max_samples = 16384;       // rows of sampled activations kept per layer (>= 1)
   int threads = 1;
 };
 

@@ -9,6 +9,8 @@
 //   offset = 0                 # byte offset into the text                         (>= 0)
 //   bytes = 200000             # bytes of text to run through the dense model      (>= 1)
 //   seed = 1234                # seed for everything random in the pipeline        (>= 0)
+//   samples = 16384            # token positions whose activations are kept for    (>= 1)
+//                              # predictor training (evenly spaced over the text)
 //
 //   [[pass]]                   # any number of passes, run in the order written
 //   type = "lowrank"           # a registered pass type; see registered_pass_types()
@@ -61,7 +63,7 @@
 // `resolved` is the whole configuration after defaults and overrides, as JSON with keys in
 // the order the code reads them (not the file's), numbers in their declared type
 // (damping = 1 and damping = 1.0 resolve alike):
-//   {"calibration": {"text", "offset", "bytes", "seed"}, "passes": [{"type": ..., ...}, ...]}
+//   {"calibration": {"text", "offset", "bytes", "seed", "samples"}, "passes": [{"type": ..., ...}, ...]}
 // Two configs that mean the same thing have byte-identical resolved JSON, and so the same
 // config_hash, which serves as a run id.
 #pragma once
@@ -183,6 +185,7 @@ struct CalibrationConfig {
   int64_t offset = 0;
   int64_t bytes = 200000;
   uint64_t seed = 1234;
+  int64_t samples = 16384;
 };
 
 struct PassSpec {

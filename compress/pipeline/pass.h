@@ -21,6 +21,17 @@ struct CalibrationData {
   // Second moment E[x xᵀ] of the input of every dense projection, keyed by the weight's
   // canonical name ("blocks.3.att.key.weight"); in double for a stable Cholesky.
   std::map<std::string, Eigen::MatrixXd> input_second_moment;
+
+  // Sampled activations for training predictors, at the same token positions for every layer:
+  // every `sample_stride`-th token, at most CalibrationRequest::max_samples rows. Row-major
+  // float matrices, one row per sampled token.
+  using Rows = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  int64_t sample_stride = 1;
+  std::vector<Rows> ffn_key_inputs;  // per layer: x_k, the input of the channel-mix key (N x D)
+  Rows head_inputs;                  // the head's input, the final hidden state after ln_out (N x D)
+  // Per layer, the fraction of (token, neuron) pairs with relu(K x_k) > 0 over all tokens:
+  // the true channel-mix activity that a sparsity predictor has to find.
+  std::vector<double> ffn_active_fraction;
 };
 
 // One row of the per-tensor report (printed on stderr and written into the JSON report).

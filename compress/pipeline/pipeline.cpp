@@ -84,12 +84,15 @@ int run_compress(const CompressOptions& o) {
     int64_t planned = planned_compact_bytes(cm);
     for (const PassSpec& spec : config.passes) planned += spec.pass->planned_bytes_delta(cm);
     // Peak memory: the dense model, its FP32 working copy, and (with calibration) one D x D
-    // double matrix per recorded projection.
+    // double matrix per recorded projection plus the sampled activations (L + 1 rows of D
+    // floats per sampled token).
     int64_t calib = 0;
     if (config.needs_calibration()) {
       for (const auto& [name, t] : model.tensors) {
         if (calibrated_projection(name)) calib += t.cols() * t.cols() * 8;
       }
+      const int64_t samples = std::min(config.calibration.samples, config.calibration.bytes);
+      calib += samples * (model.dims.n_layer + 1) * model.dims.n_embd * 4;
     }
     std::printf("planned_file_bytes      %lld (%s; dense FP32 %s)\n", (long long)planned, mib(planned).c_str(),
                 mib(dense_fp32_bytes).c_str());
@@ -110,6 +113,7 @@ int run_compress(const CompressOptions& o) {
     CalibrationRequest req;
     req.text = text;
     req.threads = o.threads;
+    req.max_samples = c.samples;
     for (const auto& [name, t] : model.tensors) {
       if (calibrated_projection(name)) req.projections.insert(name);
     }

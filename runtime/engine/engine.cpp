@@ -59,11 +59,11 @@ void Engine::check_call(const int32_t* tokens, size_t n, const State& state) con
 
 void Engine::eval_token(int32_t token, State& state, float* logits, const ChannelMixObserver& observer) {
   check_call(&token, 1, state);
-  eval_block(&token, 1, state, logits, observer ? &observer : nullptr, 0);
+  eval_block(&token, 1, state, logits, observer ? &observer : nullptr, nullptr, 0);
 }
 
 void Engine::eval_sequence(const int32_t* tokens, size_t n, State& state, float* last_logits,
-                           const ChannelMixObserver& observer) {
+                           const ChannelMixObserver& observer, const HiddenObserver& hidden) {
   if (n == 0) {
     if (last_logits) throw UsageError("eval_sequence: no tokens, so there are no logits to return");
     return;
@@ -74,12 +74,14 @@ void Engine::eval_sequence(const int32_t* tokens, size_t n, State& state, float*
   for (int64_t start = 0; start < total; start += options_.max_block) {
     const int64_t len = std::min(options_.max_block, total - start);
     const bool last = start + len == total;
-    eval_block(tokens + start, len, state, last ? last_logits : nullptr, observer ? &observer : nullptr, start);
+    eval_block(tokens + start, len, state, last ? last_logits : nullptr, observer ? &observer : nullptr,
+               hidden ? &hidden : nullptr, start);
   }
 }
 
 void Engine::eval_block(const int32_t* tokens, int64_t n, State& state, float* logits,
-                        const ChannelMixObserver* observer, int64_t first_position) {
+                        const ChannelMixObserver* observer, const HiddenObserver* hidden,
+                        int64_t first_position) {
   const ModelDims& d = weights_.dims;
   const int64_t D = d.n_embd;
   const auto nd = static_cast<size_t>(n * D);
@@ -120,6 +122,11 @@ void Engine::eval_block(const int32_t* tokens, int64_t n, State& state, float* l
     kernels::add_in_place(x, delta, static_cast<int64_t>(nd));
   }
 
+  if (hidden) {
+    kernels::layer_norm_rows(x, n, D, weights_.ln_out.weight.data(), weights_.ln_out.bias.data(), kLayerNormEps,
+                             normed);
+    (*hidden)(HiddenStates{first_position, n, D, normed});
+  }
   if (logits) {
     const float* last = x + (n - 1) * D;
     kernels::layer_norm_rows(last, 1, D, weights_.ln_out.weight.data(), weights_.ln_out.bias.data(), kLayerNormEps,

@@ -60,8 +60,9 @@ class Engine {
   // Feeds n tokens; the final state and last token's logits equal those of n eval_token calls
   // (projections are batched over blocks of tokens, with identical per-token arithmetic).
   // n == 0 leaves the state unchanged and requires logits to be null.
+  // A HiddenObserver sees every token's final hidden state (computed only when one is given).
   void eval_sequence(const int32_t* tokens, size_t n, State& state, float* last_logits,
-                     const ChannelMixObserver& observer = {});
+                     const ChannelMixObserver& observer = {}, const HiddenObserver& hidden = {});
 
   int64_t vocab_size() const { return weights_.dims.n_vocab; }
   int64_t n_embd() const { return weights_.dims.n_embd; }
@@ -75,7 +76,7 @@ class Engine {
   void check_call(const int32_t* tokens, size_t n, const State& state) const;
   // Evaluates one block of n tokens (n <= max_block); logits of the last one if requested.
   void eval_block(const int32_t* tokens, int64_t n, State& state, float* logits, const ChannelMixObserver* observer,
-                  int64_t first_position);
+                  const HiddenObserver* hidden, int64_t first_position);
 
   EngineWeights weights_;
   EngineOptions options_;

@@ -23,4 +23,14 @@ struct ChannelMixActivations {
 // block is the single token; in sequence mode blocks follow each other in token order.
 using ChannelMixObserver = std::function<void(const ChannelMixActivations&)>;
 
+// Sees the head's input (the final hidden state after ln_out, n_tokens x D) of every token of a
+// block, for calibrating a clustered head. Pointers are valid only during the callback.
+struct HiddenStates {
+  int64_t first_position = 0;
+  int64_t n_tokens = 0;
+  int64_t n_embd = 0;
+  const float* normed = nullptr;
+};
+using HiddenObserver = std::function<void(const HiddenStates&)>;
+
 }  // namespace rwkvlite
