@@ -15,6 +15,9 @@ class Embedding {
   // Writes the n_embd() values of row `token`; the caller has checked 0 <= token < vocab_size().
   virtual void lookup(int32_t token, float* out) const = 0;
   virtual int64_t storage_bytes() const = 0;
+  // True when rows already have the first layer norm (blocks.0.ln0) applied, as a folded
+  // embedding stores them; the engine then skips ln0.
+  virtual bool includes_ln0() const { return false; }
 };
 
 // The whole V x D table in memory, FP32.

@@ -14,8 +14,6 @@
 namespace rwkvlite {
 namespace {
 
-// The layer-norm epsilon of ln0, ln1, ln2 and ln_out, as in rwkv.cpp and PyTorch's default.
-constexpr float kLayerNormEps = 1e-5f;
 
 EngineOptions with_threads(int threads) {
   EngineOptions o;
@@ -90,7 +88,9 @@ void Engine::eval_block(const int32_t* tokens, int64_t n, State& state, float* l
   // The residual stream, one row per token.
   float* x = scratch_.take(nd);
   for (int64_t t = 0; t < n; ++t) weights_.embedding->lookup(tokens[t], x + t * D);
-  kernels::layer_norm_rows(x, n, D, weights_.ln0.weight.data(), weights_.ln0.bias.data(), kLayerNormEps, x);
+  if (!weights_.embedding->includes_ln0()) {
+    kernels::layer_norm_rows(x, n, D, weights_.ln0.weight.data(), weights_.ln0.bias.data(), kernels::kLayerNormEps, x);
+  }
 
   float* normed = scratch_.take(nd);
   float* delta = scratch_.take(nd);
@@ -100,7 +100,7 @@ void Engine::eval_block(const int32_t* tokens, int64_t n, State& state, float* l
     LayerState& s = state.layers[static_cast<size_t>(i)];
     LayerContext ctx{*pool_, scratch_, d, weights_.ln_x_eps, i, v_first};
 
-    kernels::layer_norm_rows(x, n, D, L.ln1.weight.data(), L.ln1.bias.data(), kLayerNormEps, normed);
+    kernels::layer_norm_rows(x, n, D, L.ln1.weight.data(), L.ln1.bias.data(), kernels::kLayerNormEps, normed);
     std::visit(
         [&](const auto& att) {
           using T = std::decay_t<decltype(att)>;
@@ -117,19 +117,19 @@ void Engine::eval_block(const int32_t* tokens, int64_t n, State& state, float* l
         L.att);
     kernels::add_in_place(x, delta, static_cast<int64_t>(nd));
 
-    kernels::layer_norm_rows(x, n, D, L.ln2.weight.data(), L.ln2.bias.data(), kLayerNormEps, normed);
+    kernels::layer_norm_rows(x, n, D, L.ln2.weight.data(), L.ln2.bias.data(), kernels::kLayerNormEps, normed);
     channel_mix(weights_.arch, L.ffn, normed, n, s, delta, ctx, observer, first_position);
     kernels::add_in_place(x, delta, static_cast<int64_t>(nd));
   }
 
   if (hidden) {
-    kernels::layer_norm_rows(x, n, D, weights_.ln_out.weight.data(), weights_.ln_out.bias.data(), kLayerNormEps,
+    kernels::layer_norm_rows(x, n, D, weights_.ln_out.weight.data(), weights_.ln_out.bias.data(), kernels::kLayerNormEps,
                              normed);
     (*hidden)(HiddenStates{first_position, n, D, normed});
   }
   if (logits) {
     const float* last = x + (n - 1) * D;
-    kernels::layer_norm_rows(last, 1, D, weights_.ln_out.weight.data(), weights_.ln_out.bias.data(), kLayerNormEps,
+    kernels::layer_norm_rows(last, 1, D, weights_.ln_out.weight.data(), weights_.ln_out.bias.data(), kernels::kLayerNormEps,
                              normed);
     weights_.head->apply(normed, logits, *pool_);
   }

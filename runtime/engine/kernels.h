@@ -24,9 +24,13 @@ void matvec_rows(const float* w, int64_t row_begin, int64_t row_end, int64_t n, 
 // inputs, loading the row once per pair of inputs. Bit-identical to calling dot() per input.
 void dot_many(const float* w, const float* x, int64_t stride, int64_t count, int64_t n, float* out, int64_t out_stride);
 
+// The epsilon of ln0, ln1, ln2 and ln_out, as in rwkv.cpp and PyTorch's default.
+constexpr float kLayerNormEps = 1e-5f;
+
 // Layer norm of each of `rows` rows of width d: (x - mean) / sqrt(var + eps) * weight + bias.
 // Mean and variance are accumulated in double so that wide rows lose nothing to cancellation.
 // `out` may equal `x`.
+
 void layer_norm_rows(const float* x, int64_t rows, int64_t d, const float* weight, const float* bias, float eps,
                      float* out);
 
