@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "engine/build_weights.h"
 #include "engine/engine.h"
 #include "tokenizer/tokenizer.h"
@@ -83,19 +84,28 @@ CalibrationData run_calibration(const Model& model, const CalibrationRequest& re
       std::copy_n(rows + (p - first) * D, D, dst.row(p / data.sample_stride).data());
     }
   };
+  int64_t chunk_start = 0;  // observers see positions relative to the current eval_sequence call
   const ChannelMixObserver on_ffn = [&](const ChannelMixActivations& a) {
-    keep_samples(a.first_position, a.n_tokens, a.key_input, data.ffn_key_inputs[static_cast<size_t>(a.layer)]);
+    keep_samples(chunk_start + a.first_position, a.n_tokens, a.key_input, data.ffn_key_inputs[static_cast<size_t>(a.layer)]);
     ffn_size = a.ffn_size;
     int64_t on = 0;
     for (int64_t i = 0; i < a.n_tokens * a.ffn_size; ++i) on += a.key_preact[i] > 0.0f;
     active[static_cast<size_t>(a.layer)] += on;
   };
   const HiddenObserver on_hidden = [&](const HiddenStates& h) {
-    keep_samples(h.first_position, h.n_tokens, h.normed, data.head_inputs);
+    keep_samples(chunk_start + h.first_position, h.n_tokens, h.normed, data.head_inputs);
   };
   State state = engine.new_state();
-  // Sequence mode: projections see blocks of tokens (apply_batch), in token order.
-  engine.eval_sequence(tokens.data(), tokens.size(), state, nullptr, on_ffn, on_hidden);
+  // Sequence mode: projections see blocks of tokens (apply_batch), in token order. Chunks are a
+  // multiple of the engine's block size, so chunking changes nothing but the progress line.
+  constexpr int64_t kChunk = 4096;
+  ProgressLine progress("calibration", n_tokens);
+  for (chunk_start = 0; chunk_start < n_tokens; chunk_start += kChunk) {
+    const int64_t len = std::min(kChunk, n_tokens - chunk_start);
+    engine.eval_sequence(tokens.data() + chunk_start, static_cast<size_t>(len), state, nullptr, on_ffn, on_hidden);
+    progress.update(chunk_start + len, "tokens");
+  }
+  progress.clear();
   data.tokens = n_tokens;
   for (int64_t l = 0; l < L; ++l) {
     data.ffn_active_fraction.push_back(static_cast<double>(active[static_cast<size_t>(l)]) /

@@ -14,6 +14,7 @@
 #include "core/resource_usage.h"
 #include "core/version.h"
 #include "eval/text_source.h"
+#include "core/progress.h"
 #include "pipeline/calibration.h"
 #include "pipeline/compact_export.h"
 #include "pipeline/config.h"
@@ -128,12 +129,17 @@ int run_compress(const CompressOptions& o) {
     const auto t0 = std::chrono::steady_clock::now();
     PassContext ctx{cm, config.needs_calibration() ? &calibration : nullptr, config.calibration.seed, o.threads, {}};
     int row_no = 0;
+    ProgressLine progress("pass " + std::to_string(index) + "/" + std::to_string(config.passes.size()) + " " + spec.type,
+                          0);
     ctx.on_row = [&](const PassReportRow& r) {
       ++row_no;
+      progress.clear();
       spdlog::info("[pass {}/{} {}] {:<32} {:<16} {:>10} -> {:<10} err {:.4f}  {:.2f}s", index, config.passes.size(),
                    spec.type, r.tensor, r.action, mib(r.bytes_before), mib(r.bytes_after), r.error, r.seconds);
+      progress.update(row_no, "tensors done");
     };
     const std::vector<PassReportRow> result = spec.pass->run(ctx);
+    progress.clear();
     for (const PassReportRow& r : result) {
       rows.push_back({{"pass", spec.type}, {"tensor", r.tensor}, {"action", r.action}, {"bytes_before", r.bytes_before},
                       {"bytes_after", r.bytes_after}, {"error", r.error}, {"seconds", r.seconds}, {"extra", r.extra}});
