@@ -79,7 +79,7 @@ TEST_CASE("a valid config parses with defaults filled in", "[config]") {
   CHECK(lr.damping == 1e-2);
   CHECK(lr.svd == SvdMethod::Auto);
 
-  const std::string expected = R"({"calibration":{"text":"bundled","offset":0,"bytes":50000,"seed":1234,"samples":16384},)"
+  const std::string expected = R"({"calibration":{"text":"bundled","offset":0,"bytes":50000,"seed":1234,"samples":16384,"interleave_zeros":false},)"
                                R"("passes":[{"type":"lowrank","targets":["blocks.*.att.receptance.weight",)"
                                R"("blocks.*.att.key.weight","blocks.*.att.value.weight","blocks.*.att.gate.weight"],)"
                                R"("ignore":[],"divisor":8,"activation_aware":false,"damping":0.01,"svd":"auto"},)"

@@ -473,6 +473,7 @@ CalibrationConfig read_calibration(OptionReader& r, const std::string& base_dir)
   c.bytes = r.get_int("bytes", c.bytes, 1, std::numeric_limits<int64_t>::max());
   c.seed = static_cast<uint64_t>(r.get_int("seed", static_cast<int64_t>(c.seed), 0, std::numeric_limits<int64_t>::max()));
   c.samples = r.get_int("samples", c.samples, 1, int64_t{1} << 24);
+  c.interleave_zeros = r.get<bool>("interleave_zeros", c.interleave_zeros);
   if (c.text == "bundled") {
     c.text_path = c.text;
   } else {

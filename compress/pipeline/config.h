@@ -11,6 +11,8 @@
 //   seed = 1234                # seed for everything random in the pipeline        (>= 0)
 //   samples = 16384            # token positions whose activations are kept for    (>= 1)
 //                              # predictor training (evenly spaced over the text)
+//   interleave_zeros = false   # feed 0x00 after every byte, for models trained that way
+//                              # (rwkv.cpp's tiny v6); calibrate on what the model will see
 //
 //   [[pass]]                   # any number of passes, run in the order written
 //   type = "lowrank"           # a registered pass type; see registered_pass_types()
@@ -63,7 +65,7 @@
 // `resolved` is the whole configuration after defaults and overrides, as JSON with keys in
 // the order the code reads them (not the file's), numbers in their declared type
 // (damping = 1 and damping = 1.0 resolve alike):
-//   {"calibration": {"text", "offset", "bytes", "seed", "samples"}, "passes": [{"type": ..., ...}, ...]}
+//   {"calibration": {"text", "offset", "bytes", "seed", "samples", "interleave_zeros"}, "passes": [{"type": ..., ...}, ...]}
 // Two configs that mean the same thing have byte-identical resolved JSON, and so the same
 // config_hash, which serves as a run id.
 #pragma once
@@ -186,6 +188,7 @@ struct CalibrationConfig {
   int64_t bytes = 200000;
   uint64_t seed = 1234;
   int64_t samples = 16384;
+  bool interleave_zeros = false;
 };
 
 struct PassSpec {

@@ -109,7 +109,8 @@ int run_compress(const CompressOptions& o) {
   if (config.needs_calibration()) {
     const auto& c = config.calibration;
     const std::string text_path = c.text_path == "bundled" ? bundled_text_path() : c.text_path;
-    const std::string text = read_text_range(text_path, static_cast<uint64_t>(c.offset), static_cast<uint64_t>(c.bytes));
+    std::string text = read_text_range(text_path, static_cast<uint64_t>(c.offset), static_cast<uint64_t>(c.bytes));
+    if (c.interleave_zeros) text = interleave_zero_bytes(text);
     calib_hash = hex64(XXH64(text.data(), text.size(), 0));
     CalibrationRequest req;
     req.text = text;
