@@ -16,6 +16,7 @@
 #include "core/model.h"
 #include "engine/kernels.h"
 #include "eval/text_source.h"
+#include "format/codec.h"
 #include "format/compact_writer.h"
 #include "format/model_json.h"
 #include "test_support.h"

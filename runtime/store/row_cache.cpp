@@ -53,7 +53,6 @@ size_t RowCache::new_entry(int64_t row) {
   e.bytes.resize(entry_bytes_);
   e.resident = ResidentBytes(counter_, static_cast<int64_t>(entry_bytes_));
   e.pinned_batch = batch_;
-  ++pinned_;
   lru_.push_front(s);
   e.lru_pos = lru_.begin();
   slot_of_row_[static_cast<size_t>(row)] = static_cast<int32_t>(s);
@@ -81,10 +80,11 @@ void RowCache::evict_to(int64_t keep) {
 
 void RowCache::read_run(int64_t first, int64_t count) {
   for (int64_t done = 0; done < count;) {
-    // Room left beside the entries the current visit has pinned. A coalesced read of L rows needs
-    // L entries plus L rows of staging, so it is limited to half the room.
-    const int64_t room = capacity_ - pinned_;
-    const int64_t len = std::min(count - done, std::max<int64_t>(1, room / 2));
+    // A coalesced read of L rows needs L entries plus L rows of staging. It only uses free room:
+    // evicting resident rows just to make room for staging would make a cache sized for its
+    // working set re-read rows forever. A full cache reads row by row, evicting one at a time.
+    const int64_t free_rows = capacity_ - resident_rows();
+    const int64_t len = free_rows >= 4 ? std::min(count - done, free_rows / 2) : 1;
     const int64_t row = first + done;
     if (len == 1) {
       evict_to(capacity_ - 1);
@@ -96,12 +96,10 @@ void RowCache::read_run(int64_t first, int64_t count) {
         }
       } catch (...) {
         // Drop the half-filled entry so the cache never serves unverified bytes.
-        --pinned_;
         drop(slots_[s].lru_pos);
         throw;
       }
     } else {
-      evict_to(capacity_ - 2 * len);
       staging_.resize(static_cast<size_t>(len) * entry_bytes_);
       ResidentBytes staged(counter_, static_cast<int64_t>(staging_.size()));
       size_t offset = 0;
@@ -131,7 +129,6 @@ void RowCache::read_run(int64_t first, int64_t count) {
 
 int64_t RowCache::make_resident(const int64_t* rows, int64_t n) {
   ++batch_;
-  pinned_ = 0;
   const int64_t batch = std::min(n, capacity_);
   missing_.clear();
   for (int64_t i = 0; i < batch; ++i) {
@@ -140,7 +137,6 @@ int64_t RowCache::make_resident(const int64_t* rows, int64_t n) {
       ++counters_.hits;
       Entry& e = slots_[static_cast<size_t>(s)];
       e.pinned_batch = batch_;
-      ++pinned_;
       lru_.splice(lru_.begin(), lru_, e.lru_pos);
     } else {
       ++counters_.misses;

@@ -109,7 +109,6 @@ class RowCache {
   std::vector<size_t> free_slots_;
   std::list<size_t> lru_;  // slot indices, most recently used first
   uint64_t batch_ = 0;
-  int64_t pinned_ = 0;  // entries pinned by the current batch
   std::vector<const uint8_t*> part_ptrs_;
   std::vector<int64_t> range_, missing_;
   std::vector<uint8_t> staging_;
