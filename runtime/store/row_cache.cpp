@@ -100,11 +100,11 @@ void RowCache::read_run(int64_t first, int64_t count) {
         throw;
       }
     } else {
-      staging_.resize(static_cast<size_t>(len) * entry_bytes_);
-      ResidentBytes staged(counter_, static_cast<int64_t>(staging_.size()));
+      std::vector<uint8_t> staging(static_cast<size_t>(len) * entry_bytes_);
+      ResidentBytes staged(counter_, static_cast<int64_t>(staging.size()));
       size_t offset = 0;
       for (size_t k = 0; k < parts_.size(); ++k) {
-        file_->read_rows(parts_[k]->name, row, len, staging_.data() + offset);
+        file_->read_rows(parts_[k]->name, row, len, staging.data() + offset);
         ++counters_.read_calls;
         offset += static_cast<size_t>(len) * parts_[k]->row_bytes;
       }
@@ -113,11 +113,10 @@ void RowCache::read_run(int64_t first, int64_t count) {
         size_t part_base = 0;
         for (size_t k = 0; k < parts_.size(); ++k) {
           const size_t rb = static_cast<size_t>(parts_[k]->row_bytes);
-          std::memcpy(e.bytes.data() + part_offset_[k], staging_.data() + part_base + static_cast<size_t>(i) * rb, rb);
+          std::memcpy(e.bytes.data() + part_offset_[k], staging.data() + part_base + static_cast<size_t>(i) * rb, rb);
           part_base += static_cast<size_t>(len) * rb;
         }
       }
-      std::vector<uint8_t>().swap(staging_);
     }
     counters_.rows_read += len;
     if (log_reads_) {

@@ -111,7 +111,6 @@ class RowCache {
   uint64_t batch_ = 0;
   std::vector<const uint8_t*> part_ptrs_;
   std::vector<int64_t> range_, missing_;
-  std::vector<uint8_t> staging_;
   RowCacheCounters counters_;
   bool log_reads_ = false;
   std::vector<int64_t> read_log_;
