@@ -254,11 +254,20 @@ int run(int argc, char** argv) {
   j["load_seconds"] = load_seconds;
   j["threads"] = threads;
   if (model.stats) add_runtime_stats(*model.stats, j);
-  for (const auto& [k, v] : j.items()) {
+  // The console shows scalars, and one level of objects as key.member (per-layer arrays are in
+  // the JSON only).
+  auto print = [](const std::string& k, const nlohmann::ordered_json& v) {
     if (v.is_number_float()) {
-      std::printf("%-28s %.6g\n", k.c_str(), v.get<double>());
+      std::printf("%-40s %.6g\n", k.c_str(), v.get<double>());
+    } else if (!v.is_array()) {
+      std::printf("%-40s %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+    }
+  };
+  for (const auto& [k, v] : j.items()) {
+    if (v.is_object()) {
+      for (const auto& [m, w] : v.items()) print(k + "." + m, w);
     } else {
-      std::printf("%-28s %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+      print(k, v);
     }
   }
   if (!json_path.empty()) {
