@@ -201,7 +201,10 @@ CompactEngine load_compact_engine(const std::string& path, const RuntimeOptions&
     }
     NeuronChannelMixOptions o;
     o.layer = layer;
-    o.cache_rows = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(cache_fraction * static_cast<double>(f))));
+    // A layer without a predictor computes every neuron on every token, so unless the user asks
+    // for less, its cache holds all of them (a smaller one would only re-read rows each token).
+    const double fraction = predictor.empty() && !options.neuron_cache_fraction ? 1.0 : cache_fraction;
+    o.cache_rows = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(fraction * static_cast<double>(f))));
     o.audit = options.audit_sparsity;
     o.trace = options.neuron_trace;
     auto layer_stats = std::make_shared<SparseFfnLayerStats>();

@@ -28,7 +28,8 @@ namespace rwkvlite {
 // clustered_head, embedding_cache_rows), then from the defaults noted.
 struct RuntimeOptions {
   int threads = 1;
-  std::optional<double> neuron_cache_fraction;  // (0, 1]; default 1 (every neuron may stay)
+  // (0, 1]; default: sparse_ffn.neuron_cache_fraction for layers with a predictor, else 1.
+  std::optional<double> neuron_cache_fraction;
   std::optional<double> head_p;                 // (0, 1]; default 0.95
   std::optional<int64_t> head_min_clusters;     // >= 1; default 1
   std::optional<int64_t> head_max_clusters;     // >= 1; default K
