@@ -1,25 +1,58 @@
 // Builds an inference engine from a compact file, reading each tensor once and keeping the big
 // matrices in their stored encoding. Every byte of weight memory it holds is registered with
-// one ResidencyCounter, whose peak is the "peak resident weight bytes" the runtime reports.
+// one ResidencyCounter, whose peak is the "peak resident weight bytes" the runtime reports,
+// and with one of its parts (ffn, head, embedding, other).
+//
+// Parts the file stores in the runtime's row-addressable forms (docs/compact-format.md,
+// section 6) are read on demand instead of loaded:
+//   blocks.{i}.ffn.value.neurons (+ predictor)  -> NeuronChannelMix (sparse channel mix)
+//   head.clustered and its tables                -> TwoLevelHead
+//   emb.folded, or an embedding cache size        -> RowEmbedding
+// Files without them load exactly as before.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/engine.h"
 #include "format/compact_reader.h"
+#include "store/neuron_channel_mix.h"
 #include "store/residency.h"
+#include "store/runtime_stats.h"
 
 namespace rwkvlite {
 
-struct CompactEngine {
-  std::unique_ptr<Engine> engine;
-  std::shared_ptr<ResidencyCounter> residency;
-  format::ReadStats reads;  // what building read from the file
-  nlohmann::json metadata;  // the file's metadata (passes, provenance)
+// Settings of the on-demand parts. Unset values come from the file's metadata (sparse_ffn,
+// clustered_head, embedding_cache_rows), then from the defaults noted.
+struct RuntimeOptions {
+  int threads = 1;
+  // (0, 1]; default: sparse_ffn.neuron_cache_fraction for layers with a predictor, else 1.
+  std::optional<double> neuron_cache_fraction;
+  std::optional<double> head_p;                 // (0, 1]; default 0.95
+  std::optional<int64_t> head_min_clusters;     // >= 1; default 1
+  std::optional<int64_t> head_max_clusters;     // >= 1; default K
+  std::optional<int64_t> head_cache_rows;       // >= 1; default V
+  std::optional<int64_t> embedding_cache_rows;  // >= 1; default V for emb.folded
+  bool audit_sparsity = false;                  // measure predictor recall (NeuronChannelMix)
+  NeuronSelectionTrace neuron_trace;            // tests: sees every token's neuron selection
 };
 
-CompactEngine load_compact_engine(const std::string& path, int threads);
+struct CompactEngine {
+  std::unique_ptr<Engine> engine;
+  std::shared_ptr<ResidencyCounter> residency;  // the total (= stats->residency.total)
+  format::ReadStats reads;  // what building read from the file
+  nlohmann::json metadata;  // the file's metadata (passes, provenance)
+  std::shared_ptr<RuntimeStats> stats;
+};
+
+CompactEngine load_compact_engine(const std::string& path, const RuntimeOptions& options);
+inline CompactEngine load_compact_engine(const std::string& path, int threads) {
+  RuntimeOptions o;
+  o.threads = threads;
+  return load_compact_engine(path, o);
+}
 
 // True if the file starts with the compact format's magic.
 bool is_compact_file(const std::string& path);
