@@ -7,10 +7,15 @@
 // local to the job and seeded from job.seed, never the global one, and each job runs on one
 // thread with one intra-op thread, so its float operations happen in a fixed order whatever
 // the pipeline's thread count. Jobs (layers) are independent and run in parallel.
+// LibTorch hands matrix products to the system BLAS; OpenBLAS's own thread pool, shared by the
+// concurrent jobs, made training 5-10x slower on a busy machine, so it is set to one thread
+// while training (looked up at run time: other BLAS libraries have no such call).
 #include <torch/torch.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+
+#include <dlfcn.h>
 
 #include <chrono>
 #include <cmath>
@@ -83,10 +88,35 @@ TrainedPredictor train_one(const PredictorTrainingJob& job) {
   return out;
 }
 
+// Sets OpenBLAS to one thread for its lifetime when OpenBLAS is the BLAS in use.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() {
+    set_ = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    auto get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    if (set_ == nullptr || get == nullptr) {
+      set_ = nullptr;
+      return;
+    }
+    saved_ = get();
+    set_(1);
+  }
+  ~SingleThreadedBlas() {
+    if (set_ != nullptr) set_(saved_);
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  void (*set_)(int) = nullptr;
+  int saved_ = 1;
+};
+
 std::vector<TrainedPredictor> train_all(const std::vector<PredictorTrainingJob>& jobs, int threads) {
   std::vector<TrainedPredictor> results(jobs.size());
   const int saved_threads = at::get_num_threads();
   {
+    const SingleThreadedBlas single_threaded_blas;
     ThreadPool pool(std::max(1, std::min<int>(threads, static_cast<int>(jobs.size()))), 1);
     pool.parallel_for(0, static_cast<int64_t>(jobs.size()), 1, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) results[static_cast<size_t>(i)] = train_one(jobs[static_cast<size_t>(i)]);
