@@ -25,7 +25,7 @@ struct PredictorTrainingJob {
   const std::vector<uint8_t>* labels = nullptr;
   int64_t ffn_size = 0;  // F
   int rank = 64;         // r
-  int epochs = 20;
+  int epochs = 10;
   int batch_size = 256;
   double learning_rate = 1e-3;
   uint64_t seed = 0;     // everything random (initialisation, batch order) derives from it

@@ -40,7 +40,7 @@ namespace rwkvlite {
 
 struct SparsityPredictorOptions {
   int rank = 64;
-  int epochs = 20;
+  int epochs = 10;
   int batch_size = 256;
   double learning_rate = 2e-3;
   double holdout_fraction = 0.1;
