@@ -46,6 +46,10 @@ class CompressedModel {
 
   // Per-pass records written into the compact file's metadata ("passes": [...]).
   nlohmann::ordered_json pass_records = nlohmann::ordered_json::array();
+  // Top-level keys a pass adds to the compact file's metadata for the runtime (settings that
+  // are not tensors, e.g. "sparse_ffn"; docs/compact-format.md section 6). write_compact merges
+  // them into the metadata it is given; a key that is already there is an internal error.
+  nlohmann::ordered_json file_metadata = nlohmann::ordered_json::object();
 
  private:
   void reindex();

@@ -46,6 +46,28 @@
 //     { targets = ["head.weight"], ignore = [], encoding = "f16" },  # their encoding
 //   ]                          # encodings: f32 f16 bf16 i8 i4g32 i4g64 i4g128
 //
+//   type = "neuron_major"      # channel-mix value stored neuron by neuron for sparse FFN:
+//                              # blocks.{i}.ffn.value.weight [D,F] -> value.neurons [F,D]
+//                              # (exact transpose, same encoding); key and value.neurons
+//                              # become row-addressable (docs/compact-format.md §6)
+//   ignore = []                # layers whose ffn key/value weight name matches stay as they are
+//                              # (e.g. ["blocks.0.**"])
+//
+//   type = "sparsity_predictor"  # needs calibration and a LibTorch build; per channel-mix layer
+//                              # writes ffn.predictor.down [r,D], ffn.predictor.up [F,r] (f32),
+//                              # ffn.key.sign (b1 copy of the key) and metadata "sparse_ffn"
+//   rank = 64                  # hidden width r of the MLP D -> r -> F             [1, 65536]
+//   epochs = 10                # passes over the training samples                  (>= 1)
+//   batch_size = 256           # samples per Adam step                             (>= 1)
+//   learning_rate = 0.002      # Adam                                              (0, 1]
+//   holdout_fraction = 0.1     # last share of the samples (by text position), not (0, 0.9]
+//                              # trained on; mlp_threshold is tuned on it
+//   target_recall = 0.99       # share of truly active neurons the union must find (0, 1]
+//                              # on the held-out samples (largest threshold that does)
+//   sign_top_fraction = 0.05   # sign_top_k = round(this · F) neurons by the 1-bit key [0, 1]
+//   neuron_cache_fraction = 0.5  # recorded for the runtime: neurons kept in memory  [0, 1]
+//   ignore = []                # layers whose ffn key weight name matches get no predictor
+//
 // Every unknown key is an error naming its file:line:column and the closest known key; so
 // is a wrong type, an out-of-range value, an unknown pass type or encoding, a malformed
 // pattern, and malformed TOML. All are UsageError (exit code 2).

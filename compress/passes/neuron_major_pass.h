@@ -1,0 +1,61 @@
+// The "neuron_major" pass: stores each channel-mix value matrix neuron by neuron, so that the
+// runtime can read and use only the neurons a sparsity predictor selects.
+//
+// For every layer i (unless ignored) it replaces blocks.{i}.ffn.value.weight [D, F] by its exact
+// transpose blocks.{i}.ffn.value.neurons [F, D] (row j = neuron j's output vector), keeping the
+// encoding and placing it right after blocks.{i}.ffn.key.weight, and marks both the key and
+// value.neurons row-addressable (one checksum per row). Names: docs/compact-format.md §6.
+//
+// Config keys: ignore = [tensor patterns]; a layer is skipped when its key or value weight
+// name matches one (e.g. "blocks.0.**"). A layer whose key or value is missing, not
+// [F, D] / [D, F], or low-ranked (lr_a present) is a UsageError.
+//
+// Report rows (one per layer): tensor blocks.{i}.ffn.value.neurons, action "neuron-major",
+// bytes before = after (same encoding), error 0, extra {layer, encoding}.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "pipeline/config.h"
+#include "pipeline/pass.h"
+#include "pipeline/tensor_selector.h"
+
+namespace rwkvlite {
+
+// "blocks.{layer}.ffn.{suffix}": the channel-mix tensor names of docs/compact-format.md §6.
+std::string ffn_tensor_name(int64_t layer, const std::string& suffix);
+
+// The dense channel-mix matrix blocks.{layer}.ffn.{which}.weight (which = key or value) of
+// `model`; UsageError naming `pass` when it is missing or was low-ranked.
+const StoredTensor& dense_ffn_matrix(const CompressedModel& model, int64_t layer, const std::string& which,
+                                     const std::string& pass);
+
+struct NeuronMajorOptions {
+  std::vector<std::string> ignore;
+
+  static NeuronMajorOptions read(OptionReader& reader);
+  nlohmann::ordered_json to_json() const;
+};
+
+class NeuronMajorPass : public Pass {
+ public:
+  explicit NeuronMajorPass(NeuronMajorOptions options);  // UsageError for a malformed pattern
+
+  std::string name() const override { return "neuron_major"; }
+  void validate(const CompressedModel& model) const override;
+  int64_t planned_bytes_delta(const CompressedModel&) const override { return 0; }
+  std::vector<PassReportRow> run(PassContext& ctx) override;
+  nlohmann::ordered_json settings() const override { return options_.to_json(); }
+
+  // The layers this pass converts in `model`, ascending.
+  std::vector<int64_t> selected_layers(const CompressedModel& model) const;
+
+ private:
+  NeuronMajorOptions options_;
+  TensorSelector ignore_;
+};
+
+extern const PassTypeRegistration kNeuronMajorPassRegistration;
+
+}  // namespace rwkvlite

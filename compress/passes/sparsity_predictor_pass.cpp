@@ -1,0 +1,356 @@
+#include "passes/sparsity_predictor_pass.h"
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "core/error.h"
+#include "format/encoding.h"
+#include "passes/neuron_major_pass.h"
+#include "passes/predictor_training.h"
+#include "pipeline/compact_export.h"
+
+namespace rwkvlite {
+namespace {
+
+using RowMajorF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMap = Eigen::Map<const RowMajorF>;
+
+const char* const kNoTrainer = "this rwkvlite was built without LibTorch; sparsity_predictor needs it";
+
+// Independent, well-mixed seeds per layer from one pipeline seed (SplitMix64 finaliser).
+uint64_t layer_seed(uint64_t seed, int64_t layer) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(layer + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+int64_t encoded_bytes(const std::string& encoding, int64_t rows, int64_t cols) {
+  const format::EncodingSpec spec = format::parse_encoding(encoding);
+  return rows * static_cast<int64_t>(format::encoded_row_bytes(spec.encoding, cols, spec.params));
+}
+
+int sign_top_k_for(double fraction, int64_t F) {
+  return static_cast<int>(std::clamp<int64_t>(std::llround(fraction * static_cast<double>(F)), 0, F));
+}
+
+// The b1 codec's row scale (docs/compact-format.md §2): mean |w| summed in double in column
+// order, rounded to float; with the sign bits it is what the runtime's s_j is computed from.
+RowMajorF sign_key(const ConstMap& key, Eigen::VectorXf& scale) {
+  RowMajorF signs(key.rows(), key.cols());
+  scale.resize(key.rows());
+  for (Eigen::Index j = 0; j < key.rows(); ++j) {
+    double sum = 0;
+    for (Eigen::Index d = 0; d < key.cols(); ++d) {
+      sum += std::fabs(static_cast<double>(key(j, d)));
+      signs(j, d) = key(j, d) < 0 ? -1.0f : 1.0f;
+    }
+    scale[j] = static_cast<float>(sum / static_cast<double>(key.cols()));
+  }
+  return signs;
+}
+
+// The neurons the sign rule selects for one sample: the k largest s_j, ties to the lower j.
+void top_k(const float* s, int64_t F, int k, std::vector<int32_t>& order, std::vector<uint8_t>& selected) {
+  std::fill(selected.begin(), selected.end(), uint8_t{0});
+  if (k <= 0) return;
+  order.resize(static_cast<size_t>(F));
+  std::iota(order.begin(), order.end(), 0);
+  auto before = [&](int32_t a, int32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
+  std::nth_element(order.begin(), order.begin() + (k - 1), order.end(), before);
+  for (int i = 0; i < k; ++i) selected[static_cast<size_t>(order[static_cast<size_t>(i)])] = 1;
+}
+
+struct HeldOutResult {
+  float threshold = 0;
+  PredictorQuality quality;
+};
+
+// Chooses the largest MLP threshold whose union with the sign rule reaches `target_recall` on
+// the held-out samples, and measures the result. `scores` and `sign_scores` are Nh x F,
+// `labels` points at the held-out rows of the N x F labels.
+HeldOutResult tune_threshold(const RowMajorF& scores, const RowMajorF& sign_scores, const uint8_t* labels, int k,
+                             double target_recall) {
+  const int64_t Nh = scores.rows(), F = scores.cols();
+  std::vector<int32_t> order;
+  std::vector<uint8_t> by_sign(static_cast<size_t>(F));
+  std::vector<float> missed_by_sign;  // MLP scores of active neurons the sign rule does not select
+  int64_t active = 0, found_by_sign = 0;
+  float max_score = -std::numeric_limits<float>::infinity();
+  for (int64_t n = 0; n < Nh; ++n) {
+    top_k(sign_scores.row(n).data(), F, k, order, by_sign);
+    for (int64_t j = 0; j < F; ++j) {
+      max_score = std::max(max_score, scores(n, j));
+      if (!labels[n * F + j]) continue;
+      ++active;
+      if (by_sign[static_cast<size_t>(j)]) {
+        ++found_by_sign;
+      } else {
+        missed_by_sign.push_back(scores(n, j));
+      }
+    }
+  }
+  HeldOutResult out;
+  // Active pairs the MLP must find on top of the sign rule's.
+  const auto required = static_cast<int64_t>(std::ceil(target_recall * static_cast<double>(active) - 1e-9));
+  const int64_t from_mlp = required - found_by_sign;
+  if (from_mlp <= 0) {
+    // The sign rule alone meets the target; at the largest score the MLP selects nothing here.
+    out.threshold = std::isfinite(max_score) ? max_score : 0.0f;
+  } else {
+    std::sort(missed_by_sign.begin(), missed_by_sign.end(), std::greater<float>());
+    const float kth = missed_by_sign[static_cast<size_t>(from_mlp - 1)];
+    out.threshold = std::nextafter(kth, -std::numeric_limits<float>::infinity());
+  }
+
+  int64_t predicted = 0, hits = 0;
+  for (int64_t n = 0; n < Nh; ++n) {
+    top_k(sign_scores.row(n).data(), F, k, order, by_sign);
+    for (int64_t j = 0; j < F; ++j) {
+      const bool p = by_sign[static_cast<size_t>(j)] || scores(n, j) > out.threshold;
+      predicted += p;
+      hits += p && labels[n * F + j];
+    }
+  }
+  PredictorQuality& q = out.quality;
+  q.recall = active ? static_cast<double>(hits) / static_cast<double>(active) : 1.0;
+  q.precision = predicted ? static_cast<double>(hits) / static_cast<double>(predicted) : 1.0;
+  q.predicted_active_fraction = static_cast<double>(predicted) / static_cast<double>(std::max<int64_t>(1, Nh * F));
+  q.sign_only_recall = active ? static_cast<double>(found_by_sign) / static_cast<double>(active) : 1.0;
+  return out;
+}
+
+}  // namespace
+
+// ---- Options ------------------------------------------------------------------------------
+
+SparsityPredictorOptions SparsityPredictorOptions::read(OptionReader& r) {
+  SparsityPredictorOptions o;
+  o.rank = static_cast<int>(r.get_int("rank", o.rank, 1, 65536));
+  o.epochs = static_cast<int>(r.get_int("epochs", o.epochs, 1, 100000));
+  o.batch_size = static_cast<int>(r.get_int("batch_size", o.batch_size, 1, 1 << 20));
+  o.learning_rate = r.get_double("learning_rate", o.learning_rate, 0.0, 1.0);
+  if (!(o.learning_rate > 0)) r.fail("learning_rate", "'learning_rate' in " + r.where() + " must be > 0");
+  o.holdout_fraction = r.get_double("holdout_fraction", o.holdout_fraction, 0.0, 0.9);
+  if (!(o.holdout_fraction > 0)) {
+    r.fail("holdout_fraction", "'holdout_fraction' in " + r.where() + " must be in (0, 0.9]: the threshold is tuned on it");
+  }
+  o.target_recall = r.get_double("target_recall", o.target_recall, 0.0, 1.0);
+  if (!(o.target_recall > 0)) r.fail("target_recall", "'target_recall' in " + r.where() + " must be in (0, 1]");
+  o.sign_top_fraction = r.get_double("sign_top_fraction", o.sign_top_fraction, 0.0, 1.0);
+  o.neuron_cache_fraction = r.get_double("neuron_cache_fraction", o.neuron_cache_fraction, 0.0, 1.0);
+  o.ignore = r.get_patterns("ignore", o.ignore);
+  return o;
+}
+
+void SparsityPredictorOptions::check() const {
+  if (rank < 1) throw UsageError("sparsity_predictor: 'rank' must be >= 1");
+  if (epochs < 1) throw UsageError("sparsity_predictor: 'epochs' must be >= 1");
+  if (batch_size < 1) throw UsageError("sparsity_predictor: 'batch_size' must be >= 1");
+  if (!(learning_rate > 0 && learning_rate <= 1)) throw UsageError("sparsity_predictor: 'learning_rate' must be in (0, 1]");
+  if (!(holdout_fraction > 0 && holdout_fraction <= 0.9)) {
+    throw UsageError("sparsity_predictor: 'holdout_fraction' must be in (0, 0.9]");
+  }
+  if (!(target_recall > 0 && target_recall <= 1)) throw UsageError("sparsity_predictor: 'target_recall' must be in (0, 1]");
+  if (!(sign_top_fraction >= 0 && sign_top_fraction <= 1)) {
+    throw UsageError("sparsity_predictor: 'sign_top_fraction' must be in [0, 1]");
+  }
+  if (!(neuron_cache_fraction >= 0 && neuron_cache_fraction <= 1)) {
+    throw UsageError("sparsity_predictor: 'neuron_cache_fraction' must be in [0, 1]");
+  }
+  (void)TensorSelector(ignore, {});
+}
+
+nlohmann::ordered_json SparsityPredictorOptions::to_json() const {
+  nlohmann::ordered_json j;
+  j["rank"] = rank;
+  j["epochs"] = epochs;
+  j["batch_size"] = batch_size;
+  j["learning_rate"] = learning_rate;
+  j["holdout_fraction"] = holdout_fraction;
+  j["target_recall"] = target_recall;
+  j["sign_top_fraction"] = sign_top_fraction;
+  j["neuron_cache_fraction"] = neuron_cache_fraction;
+  j["ignore"] = ignore;
+  return j;
+}
+
+// ---- Pass ---------------------------------------------------------------------------------
+
+SparsityPredictorPass::SparsityPredictorPass(SparsityPredictorOptions options) : options_(std::move(options)) {
+  options_.check();
+  ignore_ = TensorSelector(options_.ignore, {});
+}
+
+std::vector<int64_t> SparsityPredictorPass::selected_layers(const CompressedModel& model) const {
+  std::vector<int64_t> layers;
+  for (int64_t l = 0; l < model.dims.n_layer; ++l) {
+    if (!ignore_.matches(ffn_tensor_name(l, "key.weight"))) layers.push_back(l);
+  }
+  return layers;
+}
+
+void SparsityPredictorPass::validate(const CompressedModel& model) const {
+  if (registered_predictor_trainer() == nullptr) throw UsageError(kNoTrainer);
+  const std::vector<int64_t> layers = selected_layers(model);
+  if (layers.empty()) throw UsageError("sparsity_predictor: 'ignore' excludes every layer of this model");
+  for (int64_t l : layers) {
+    const Tensor& key = dense_ffn_matrix(model, l, "key", "sparsity_predictor").values;
+    if (key.dim(1) != model.dims.n_embd) {
+      throw UsageError("sparsity_predictor: '" + ffn_tensor_name(l, "key.weight") + "' has shape " +
+                       shape_to_string(key.shape) + "; expected [F, " + std::to_string(model.dims.n_embd) + "]");
+    }
+  }
+}
+
+int64_t SparsityPredictorPass::planned_bytes_delta(const CompressedModel& model) const {
+  int64_t delta = 0;
+  for (int64_t l : selected_layers(model)) {
+    const std::string key = ffn_tensor_name(l, "key.weight");
+    if (!model.has(key) || model.at(key).values.rank() != 2) continue;
+    const int64_t F = model.at(key).values.dim(0), D = model.at(key).values.dim(1);
+    delta += encoded_bytes("f32", options_.rank, D) + encoded_bytes("f32", F, options_.rank) + encoded_bytes("b1", F, D);
+  }
+  return delta;
+}
+
+std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
+  validate(ctx.model);
+  const PredictorTrainer& trainer = *registered_predictor_trainer();
+  const CalibrationData* calibration = ctx.calibration;
+  CompressedModel& model = ctx.model;
+  if (calibration == nullptr || calibration->ffn_key_inputs.size() != static_cast<size_t>(model.dims.n_layer) ||
+      calibration->ffn_active_fraction.size() != static_cast<size_t>(model.dims.n_layer)) {
+    throw Error("sparsity_predictor: the pipeline provided no channel-mix calibration samples", kExitInternal);
+  }
+  if (model.file_metadata.contains("sparse_ffn")) {
+    throw UsageError("sparsity_predictor: the config has two sparsity_predictor passes; give one");
+  }
+  const std::vector<int64_t> layers = selected_layers(model);
+  const int64_t N = calibration->ffn_key_inputs[0].rows();
+  const auto held_out = static_cast<int64_t>(std::llround(options_.holdout_fraction * static_cast<double>(N)));
+  const int64_t train_rows = N - held_out;
+  if (held_out < 1 || train_rows < 1) {
+    throw UsageError("sparsity_predictor: calibration kept " + std::to_string(N) +
+                     " sampled tokens, too few to hold out " + std::to_string(options_.holdout_fraction) +
+                     " of them; raise [calibration] bytes or samples");
+  }
+
+  // 1. Labels: the truth active_j = key_j · x_k > 0 for every sample, from the FP32 key.
+  std::vector<std::vector<uint8_t>> labels(layers.size());
+  std::vector<PredictorTrainingJob> jobs(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const int64_t l = layers[i];
+    const Tensor& key_t = model.at(ffn_tensor_name(l, "key.weight")).values;
+    const CalibrationData::Rows& X = calibration->ffn_key_inputs[static_cast<size_t>(l)];
+    if (X.rows() != N || X.cols() != key_t.dim(1)) {
+      throw Error("sparsity_predictor: calibration samples of layer " + std::to_string(l) + " are " +
+                      std::to_string(X.rows()) + "x" + std::to_string(X.cols()) + ", expected " + std::to_string(N) +
+                      "x" + std::to_string(key_t.dim(1)),
+                  kExitInternal);
+    }
+    const ConstMap key(key_t.data.data(), key_t.dim(0), key_t.dim(1));
+    const RowMajorF pre = X * key.transpose();
+    labels[i].resize(static_cast<size_t>(pre.size()));
+    for (Eigen::Index p = 0; p < pre.size(); ++p) labels[i][static_cast<size_t>(p)] = pre.data()[p] > 0.0f;
+    PredictorTrainingJob& job = jobs[i];
+    job.inputs = &X;
+    job.train_rows = train_rows;
+    job.labels = &labels[i];
+    job.ffn_size = key_t.dim(0);
+    job.rank = options_.rank;
+    job.epochs = options_.epochs;
+    job.batch_size = options_.batch_size;
+    job.learning_rate = options_.learning_rate;
+    job.seed = layer_seed(ctx.seed, l);
+  }
+
+  // 2. Training (LibTorch; deterministic for any thread count).
+  const std::vector<TrainedPredictor> trained = trainer(jobs, ctx.threads);
+  if (trained.size() != jobs.size()) throw Error("sparsity_predictor: the trainer returned too few predictors", kExitInternal);
+
+  // 3. Threshold on the held-out samples, tensors and metadata, in layer order.
+  nlohmann::ordered_json layer_settings = nlohmann::ordered_json::array();
+  std::vector<PassReportRow> rows;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t l = layers[i];
+    const std::string key_name = ffn_tensor_name(l, "key.weight");
+    const Tensor& key_t = model.at(key_name).values;
+    const int64_t F = key_t.dim(0), D = key_t.dim(1);
+    const ConstMap key(key_t.data.data(), F, D);
+    const TrainedPredictor& p = trained[i];
+    if (p.down.shape != std::vector<int64_t>{options_.rank, D} || p.up.shape != std::vector<int64_t>{F, options_.rank}) {
+      throw Error("sparsity_predictor: the trainer returned predictor tensors of the wrong shape", kExitInternal);
+    }
+    const ConstMap down(p.down.data.data(), options_.rank, D), up(p.up.data.data(), F, options_.rank);
+    const auto Xh = calibration->ffn_key_inputs[static_cast<size_t>(l)].bottomRows(held_out);
+    const RowMajorF hidden = (Xh * down.transpose()).cwiseMax(0.0f);
+    const RowMajorF scores = hidden * up.transpose();
+    Eigen::VectorXf scale;
+    const RowMajorF signs = sign_key(key, scale);
+    const RowMajorF sign_scores = (Xh * signs.transpose()) * scale.asDiagonal();
+    const int k = sign_top_k_for(options_.sign_top_fraction, F);
+    const HeldOutResult result =
+        tune_threshold(scores, sign_scores, labels[i].data() + train_rows * F, k, options_.target_recall);
+
+    // Tensors after the layer's other channel-mix tensors: sign, down, up.
+    const std::string prefix = "blocks." + std::to_string(l) + ".ffn.";
+    std::string last;
+    for (const StoredTensor& t : model.tensors()) {
+      if (t.name.rfind(prefix, 0) == 0) last = t.name;
+    }
+    StoredTensor sign;
+    sign.name = ffn_tensor_name(l, "key.sign");
+    sign.values = key_t;
+    sign.encoding = "b1";
+    StoredTensor down_t{ffn_tensor_name(l, "predictor.down"), p.down, "f32", false};
+    StoredTensor up_t{ffn_tensor_name(l, "predictor.up"), p.up, "f32", false};
+    const int64_t bytes = stored_tensor_bytes(sign) + stored_tensor_bytes(down_t) + stored_tensor_bytes(up_t);
+    model.put(std::move(sign), last);
+    model.put(std::move(down_t), ffn_tensor_name(l, "key.sign"));
+    model.put(std::move(up_t), ffn_tensor_name(l, "predictor.down"));
+
+    layer_settings.push_back({{"layer", l}, {"mlp_threshold", result.threshold}, {"sign_top_k", k}});
+
+    const PredictorQuality& q = result.quality;
+    PassReportRow row;
+    row.tensor = prefix + "predictor";
+    row.action = "predictor r=" + std::to_string(options_.rank);
+    row.bytes_after = bytes;
+    row.error = 1.0 - q.recall;
+    row.seconds = p.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    row.extra["layer"] = l;
+    row.extra["true_sparsity"] = 1.0 - calibration->ffn_active_fraction[static_cast<size_t>(l)];
+    row.extra["heldout_recall"] = q.recall;
+    row.extra["predicted_active_fraction"] = q.predicted_active_fraction;
+    row.extra["precision"] = q.precision;
+    row.extra["mlp_threshold"] = result.threshold;
+    row.extra["sign_top_k"] = k;
+    row.extra["sign_only_recall"] = q.sign_only_recall;
+    row.extra["train_seconds"] = p.seconds;
+    row.extra["predictor_bytes"] = bytes;
+    row.extra["final_loss"] = p.final_loss;
+    row.extra["train_samples"] = train_rows;
+    row.extra["heldout_samples"] = held_out;
+    if (ctx.on_row) ctx.on_row(row);
+    rows.push_back(std::move(row));
+  }
+  model.file_metadata["sparse_ffn"] = {{"neuron_cache_fraction", options_.neuron_cache_fraction},
+                                       {"layers", std::move(layer_settings)}};
+  return rows;
+}
+
+// ---- Registration -------------------------------------------------------------------------
+
+const PassTypeRegistration kSparsityPredictorPassRegistration(
+    "sparsity_predictor", [](OptionReader& reader) -> std::unique_ptr<Pass> {
+      return std::make_unique<SparsityPredictorPass>(SparsityPredictorOptions::read(reader));
+    });
+
+}  // namespace rwkvlite
