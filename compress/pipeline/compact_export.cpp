@@ -5,6 +5,8 @@
 #include "format/encoding.h"
 #include "format/model_json.h"
 
+#include "core/error.h"
+
 namespace rwkvlite {
 
 void write_compact(const CompressedModel& model, const std::string& path, const nlohmann::json& metadata) {
@@ -14,7 +16,12 @@ void write_compact(const CompressedModel& model, const std::string& path, const 
     const uint64_t rows_per_block = t.row_addressable ? format::kChecksumEveryRow : format::kChecksumDefaultBlocks;
     writer.add_tensor(t.name, spec, t.values.shape, t.values.data.data(), rows_per_block);
   }
-  writer.finish(format::arch_to_json(model.arch, model.ln_x_eps), format::dims_to_json(model.dims), metadata);
+  nlohmann::json merged = metadata;
+  for (const auto& [key, value] : model.file_metadata.items()) {
+    if (merged.contains(key)) throw Error("write_compact: metadata key '" + key + "' is set twice", kExitInternal);
+    merged[key] = value;
+  }
+  writer.finish(format::arch_to_json(model.arch, model.ln_x_eps), format::dims_to_json(model.dims), merged);
 }
 
 int64_t planned_compact_bytes(const CompressedModel& model) {

@@ -46,6 +46,10 @@ class CompressedModel {
 
   // Per-pass records written into the compact file's metadata ("passes": [...]).
   nlohmann::ordered_json pass_records = nlohmann::ordered_json::array();
+  // Settings the runtime reads from the file's metadata (docs/compact-format.md section 6:
+  // "clustered_head", "embedding_cache_rows", ...): write_compact adds each key at the top
+  // level of the metadata.
+  nlohmann::ordered_json file_metadata = nlohmann::ordered_json::object();
 
  private:
   void reindex();
