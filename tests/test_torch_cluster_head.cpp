@@ -42,7 +42,7 @@ std::string compress(const std::string& out_name, int threads, std::vector<std::
 TEST_CASE("clustered head and folded embedding follow the format contract, for any thread count", "[cluster_head][torch]") {
   enable_pth_support();
   RWKVLITE_REQUIRE_FILE_OR_SKIP(reference_model());
-  const std::vector<std::string> small = {"calibration.bytes=12000", "pass.1.epochs=10"};
+  const std::vector<std::string> small = {"calibration.bytes=5000", "pass.1.epochs=10"};
   const std::string a = compress("clustered-1.rwkvlite", 1, small);
   const std::string b = compress("clustered-2.rwkvlite", 2, small);
   CHECK(read_file_bytes(a, 1u << 30) == read_file_bytes(b, 1u << 30));
@@ -114,19 +114,23 @@ TEST_CASE("the trained cluster head matches the dense cluster probabilities on h
   RWKVLITE_REQUIRE_FILE_OR_SKIP(reference_model());
   const Model dense = load_model(reference_model());
   CalibrationRequest request;
-  request.text = read_text_range(bundled_text_path(), 0, 40000);  // calibration bytes only
-  request.max_samples = 8000;
+  request.text = read_text_range(bundled_text_path(), 0, 30000);  // calibration bytes only
+  request.max_samples = 6000;
   request.threads = 2;
   const CalibrationData calibration = run_calibration(dense, request);
-  REQUIRE(calibration.head_inputs.rows() >= 4000);
+  REQUIRE(calibration.head_inputs.rows() >= 3000);
 
-  // Held-out KL(dense ‖ predicted) in nats measured on this machine (seed 1234, 40000 bytes,
-  // 8000 samples, 30 epochs); each bound is 1.5x the measurement.
+  // Held-out KL(dense ‖ predicted) in nats measured on this machine (seed 1234, 30000 bytes,
+  // 6000 samples of which the last 600 held out, 30 epochs): K=4 4.9e-5, K=8 0.0356,
+  // K=16 0.0412, K=32 0.0404; each bound is 1.5x the measurement, so a regression in the
+  // clustering or the training fails while summation-order noise does not. (K=4 is nearly
+  // exact because k-means puts the ~120 common printable bytes into one cluster, which then
+  // holds almost all the probability.)
   struct Case {
     int k;
     double kl_bound;
   };
-  for (const Case c : {Case{4, 1.0}, Case{8, 1.0}, Case{16, 1.0}, Case{32, 1.0}}) {
+  for (const Case c : {Case{4, 7.3e-5}, Case{8, 0.0534}, Case{16, 0.0618}, Case{32, 0.0606}}) {
     PipelineConfig cfg = parse_pipeline_config("[[pass]]\ntype = \"cluster_head\"\nk = " + std::to_string(c.k) + "\n", "k.toml");
     CompressedModel cm = CompressedModel::from_dense(dense);
     PassContext ctx{cm, &calibration, 1234, 2, {}};
@@ -137,7 +141,8 @@ TEST_CASE("the trained cluster head matches the dense cluster probabilities on h
               << "), top-cluster accuracy " << extra["heldout"]["top_cluster_accuracy"] << ", clusters kept at p=0.95 "
               << extra["heldout"]["mean_clusters_kept"] << " covering " << extra["heldout"]["mass_covered"]
               << " of the mass, training " << extra["training_seconds"] << " s, " << extra["train_samples"] << " / "
-              << extra["heldout_samples"] << " samples");
+              << extra["heldout_samples"] << " samples, cluster sizes " << extra["kmeans"]["smallest_cluster"] << ".."
+              << extra["kmeans"]["largest_cluster"]);
     CHECK(kl < c.kl_bound);
     CHECK(kl < extra["heldout_initial"]["kl"].get<double>());
     CHECK(extra["heldout"]["mass_covered"].get<double>() > 0.8);
