@@ -16,5 +16,6 @@ void register_generate(CLI::App& app, Action& action);
 void register_logits(CLI::App& app, Action& action);
 void register_compress(CLI::App& app, Action& action);
 void register_verify(CLI::App& app, Action& action);
+void register_synthesize(CLI::App& app, Action& action);
 
 }  // namespace rwkvlite::cli

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   cli::register_logits(app, action);
   cli::register_compress(app, action);
   cli::register_verify(app, action);
+  cli::register_synthesize(app, action);
 
   try {
     app.parse(argc, argv);

@@ -68,6 +68,26 @@
 //   neuron_cache_fraction = 0.5  # recorded for the runtime: neurons kept in memory  [0, 1]
 //   ignore = []                # layers whose ffn key weight name matches get no predictor
 //
+//   type = "fold_embedding"    # emb.folded = ln0(emb.weight) per token, replaces emb.weight
+//   cache_rows = 256           # embedding rows the runtime keeps; metadata      (>= 0)
+//                              # "embedding_cache_rows"
+//
+//   type = "cluster_head"      # two-level head (needs calibration and LibTorch): k-means
+//                              # clusters of the vocabulary, head rows grouped by cluster
+//                              # (head.clustered ...), a trained k x D cluster-level head
+//   k = 16                     # clusters                                        [1, V]
+//   source = "head"            # rows to cluster: "head" | "embedding"
+//   pca_dims = 0               # cluster a PCA projection of this width; 0 = off  [0, D]
+//   max_iterations = 100       # Lloyd iterations                                (>= 1)
+//   p = 0.95                   # runtime keeps clusters until this much predicted (0, 1]
+//                              # probability
+//   min_clusters = 1           # runtime keeps at least ...                      [1, k]
+//   max_clusters = 16          # ... and at most this many clusters (default k)  [min, k]
+//   epochs = 30                # cluster-head training epochs (Adam, KL loss)    [0, 10000]
+//   learning_rate = 0.003      #                                                 (0, 1]
+//   holdout_fraction = 0.1     # last fraction of calibration samples held out   [0, 0.9]
+//                              # for the report (KL, top-cluster accuracy, ...)
+//
 // Every unknown key is an error naming its file:line:column and the closest known key; so
 // is a wrong type, an out-of-range value, an unknown pass type or encoding, a malformed
 // pattern, and malformed TOML. All are UsageError (exit code 2).

@@ -1,0 +1,269 @@
+#include "passes/cluster_head_pass.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "passes/cluster_head_training.h"
+#include "passes/kmeans.h"
+#include "passes/quantize_pass.h"
+#include "pipeline/seeded_random.h"
+
+namespace rwkvlite {
+
+namespace {
+
+constexpr const char* kHead = "head.weight";
+constexpr int kMaxClusters = 1 << 20;
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+nlohmann::ordered_json quality_json(const ClusterHeadQuality& q) {
+  return {{"kl", q.kl},
+          {"top_cluster_accuracy", q.top_cluster_accuracy},
+          {"mean_clusters_kept", q.mean_clusters_kept},
+          {"mass_covered", q.mass_covered}};
+}
+
+Tensor int_tensor(const std::vector<int32_t>& values) {
+  Tensor t({static_cast<int64_t>(values.size())});
+  // i32 tensors travel as floats until the writer encodes them: exact below 2^24.
+  for (size_t i = 0; i < values.size(); ++i) t.data[i] = static_cast<float>(values[i]);
+  return t;
+}
+
+int64_t f32_bytes(int64_t n) { return 4 * n; }
+
+}  // namespace
+
+// ---- Options ------------------------------------------------------------------------------
+
+ClusterHeadOptions ClusterHeadOptions::read(OptionReader& r) {
+  ClusterHeadOptions o;
+  o.k = static_cast<int>(r.get_int("k", o.k, 1, kMaxClusters));
+  o.source = r.get_choice("source", o.source, {"head", "embedding"});
+  o.pca_dims = static_cast<int>(r.get_int("pca_dims", o.pca_dims, 0, 1 << 20));
+  o.max_iterations = static_cast<int>(r.get_int("max_iterations", o.max_iterations, 1, 1000000));
+  o.p = r.get_double("p", o.p, 0.0, 1.0);
+  if (o.p <= 0) r.fail("p", "'p' of " + r.where() + " must be > 0 (a cumulative probability in (0, 1])");
+  o.min_clusters = static_cast<int>(r.get_int("min_clusters", o.min_clusters, 1, o.k));
+  o.max_clusters = static_cast<int>(r.get_int("max_clusters", o.k, o.min_clusters, o.k));
+  o.epochs = static_cast<int>(r.get_int("epochs", o.epochs, 0, 10000));
+  o.learning_rate = r.get_double("learning_rate", o.learning_rate, 0.0, 1.0);
+  if (o.learning_rate <= 0) r.fail("learning_rate", "'learning_rate' of " + r.where() + " must be > 0");
+  o.holdout_fraction = r.get_double("holdout_fraction", o.holdout_fraction, 0.0, 0.9);
+  return o;
+}
+
+void ClusterHeadOptions::check() const {
+  auto fail = [](const std::string& m) { throw UsageError("cluster_head: " + m); };
+  if (k < 1) fail("k must be >= 1");
+  if (source != "head" && source != "embedding") fail("source must be \"head\" or \"embedding\"");
+  if (pca_dims < 0) fail("pca_dims must be >= 0");
+  if (max_iterations < 1) fail("max_iterations must be >= 1");
+  if (!(p > 0 && p <= 1)) fail("p must be in (0, 1]");
+  if (min_clusters < 1 || min_clusters > k) fail("min_clusters must be in [1, k]");
+  if (max_clusters < min_clusters || max_clusters > k) fail("max_clusters must be in [min_clusters, k]");
+  if (epochs < 0) fail("epochs must be >= 0");
+  if (!(learning_rate > 0 && learning_rate <= 1)) fail("learning_rate must be in (0, 1]");
+  if (!(holdout_fraction >= 0 && holdout_fraction <= 0.9)) fail("holdout_fraction must be in [0, 0.9]");
+}
+
+nlohmann::ordered_json ClusterHeadOptions::to_json() const {
+  return {{"k", k},
+          {"source", source},
+          {"pca_dims", pca_dims},
+          {"max_iterations", max_iterations},
+          {"p", p},
+          {"min_clusters", min_clusters},
+          {"max_clusters", max_clusters},
+          {"epochs", epochs},
+          {"learning_rate", learning_rate},
+          {"holdout_fraction", holdout_fraction}};
+}
+
+// ---- Pass ---------------------------------------------------------------------------------
+
+ClusterHeadPass::ClusterHeadPass(ClusterHeadOptions options) : options_(std::move(options)) { options_.check(); }
+
+std::string ClusterHeadPass::source_tensor(const CompressedModel& model) const {
+  if (options_.source == "head") return kHead;
+  return model.has("emb.weight") ? "emb.weight" : "emb.folded";
+}
+
+void ClusterHeadPass::validate(const CompressedModel& model) const {
+  if (registered_cluster_head_trainer() == nullptr) {
+    throw UsageError("this rwkvlite was built without LibTorch; cluster_head needs it");
+  }
+  if (!model.has(kHead)) {
+    throw UsageError(std::string("cluster_head: the model has no '") + kHead + "'" +
+                     (model.has("head.clustered") ? " (it is clustered already: is cluster_head listed twice?)" : ""));
+  }
+  const Tensor& head = model.at(kHead).values;
+  if (head.rank() != 2 || head.dim(1) != model.dims.n_embd) {
+    throw UsageError("cluster_head: '" + std::string(kHead) + "' has shape " + shape_to_string(head.shape) +
+                     ", expected [V, " + std::to_string(model.dims.n_embd) + "]");
+  }
+  if (options_.k > head.dim(0)) {
+    throw UsageError("cluster_head: k = " + std::to_string(options_.k) + " is more than the vocabulary (" +
+                     std::to_string(head.dim(0)) + " tokens)");
+  }
+  if (head.dim(0) >= (int64_t{1} << 24)) throw UsageError("cluster_head: vocabularies of 2^24 tokens or more are not supported");
+  const std::string source = source_tensor(model);
+  if (!model.has(source)) throw UsageError("cluster_head: source \"embedding\" needs 'emb.weight' or 'emb.folded'");
+  const Tensor& rows = model.at(source).values;
+  if (rows.rank() != 2 || rows.dim(0) != head.dim(0)) {
+    throw UsageError("cluster_head: '" + source + "' has shape " + shape_to_string(rows.shape) + ", expected [" +
+                     std::to_string(head.dim(0)) + ", D]");
+  }
+  if (options_.pca_dims > rows.dim(1)) {
+    throw UsageError("cluster_head: pca_dims = " + std::to_string(options_.pca_dims) + " is more than the " +
+                     std::to_string(rows.dim(1)) + " columns of '" + source + "'");
+  }
+}
+
+int64_t ClusterHeadPass::planned_bytes_delta(const CompressedModel& model) const {
+  const int64_t v = model.dims.n_vocab, d = model.dims.n_embd, k = options_.k;
+  return 4 * v + 4 * (k + 1) + f32_bytes(k * d) + f32_bytes(k);
+}
+
+std::vector<PassReportRow> ClusterHeadPass::run(PassContext& ctx) {
+  validate(ctx.model);
+  const auto t_start = std::chrono::steady_clock::now();
+  CompressedModel& model = ctx.model;
+  const StoredTensor& head = model.at(kHead);
+  const int64_t v = head.values.dim(0), d = head.values.dim(1);
+  const int k = options_.k;
+
+  if (ctx.calibration == nullptr || ctx.calibration->head_inputs.rows() < 2) {
+    throw UsageError("cluster_head: needs calibration with at least 2 sampled head inputs (raise calibration.bytes)");
+  }
+  const ClusterRows& inputs = ctx.calibration->head_inputs;
+  if (inputs.cols() != d) {
+    throw Error("cluster_head: calibration head inputs have " + std::to_string(inputs.cols()) + " columns, the head " +
+                    std::to_string(d),
+                kExitInternal);
+  }
+
+  // 1. Clusters of the vocabulary.
+  const Tensor& source = model.at(source_tensor(model)).values;
+  KMeansOptions km;
+  km.k = k;
+  km.max_iterations = options_.max_iterations;
+  km.pca_dims = options_.pca_dims;
+  km.seed = ctx.seed;
+  km.threads = ctx.threads;
+  const KMeansResult clusters =
+      kmeans(Eigen::Map<const KMeansRows>(source.data.data(), source.dim(0), source.dim(1)), km);
+  const std::vector<int32_t>& cluster_of_token = clusters.assignment;
+
+  // 2. Rows grouped by cluster: cluster 0 first, ascending token id inside each.
+  std::vector<int32_t> row_token;
+  std::vector<int32_t> offsets{0};
+  row_token.reserve(static_cast<size_t>(v));
+  for (int c = 0; c < k; ++c) {
+    for (int64_t t = 0; t < v; ++t) {
+      if (cluster_of_token[static_cast<size_t>(t)] == c) row_token.push_back(static_cast<int32_t>(t));
+    }
+    offsets.push_back(static_cast<int32_t>(row_token.size()));
+  }
+  int64_t smallest = v, largest = 0;
+  for (int c = 0; c < k; ++c) {
+    smallest = std::min<int64_t>(smallest, offsets[static_cast<size_t>(c) + 1] - offsets[static_cast<size_t>(c)]);
+    largest = std::max<int64_t>(largest, offsets[static_cast<size_t>(c) + 1] - offsets[static_cast<size_t>(c)]);
+  }
+
+  // 3. Cluster-level head: targets from the dense head, initial guess, training, evaluation
+  //    on the held-out tail of the samples (calibration samples are in text order).
+  const DenseClusterTargets targets = dense_cluster_targets(inputs, head.values, cluster_of_token, k, ctx.threads);
+  const int64_t n = inputs.rows();
+  int64_t held_out = static_cast<int64_t>(std::floor(options_.holdout_fraction * static_cast<double>(n)));
+  if (options_.holdout_fraction > 0) held_out = std::max<int64_t>(held_out, 1);
+  const int64_t train_rows = n - held_out;
+  const int64_t eval_begin = held_out > 0 ? train_rows : 0;
+  const ClusterKeepRule keep{options_.p, options_.min_clusters, options_.max_clusters};
+  ClusterHeadWeights weights = initial_cluster_head(head.values, cluster_of_token, k);
+  const ClusterHeadQuality before = evaluate_cluster_head(weights, inputs, targets, eval_begin, n, keep);
+  ClusterHeadTrainingOptions training;
+  training.epochs = options_.epochs;
+  training.learning_rate = options_.learning_rate;
+  uint64_t seed_state = ctx.seed;
+  training.seed = SeededRandom::splitmix64(seed_state);  // independent of the k-means stream
+  const auto t_train = std::chrono::steady_clock::now();
+  registered_cluster_head_trainer()(weights, inputs, targets.probabilities, train_rows, training);
+  const double train_seconds = seconds_since(t_train);
+  const ClusterHeadQuality after = evaluate_cluster_head(weights, inputs, targets, eval_begin, n, keep);
+
+  // 4. Tensors of the contract.
+  StoredTensor clustered;
+  clustered.name = "head.clustered";
+  clustered.values = Tensor({v, d});
+  for (int64_t r = 0; r < v; ++r) {
+    const float* src = head.values.data.data() + static_cast<size_t>(row_token[static_cast<size_t>(r)]) * d;
+    std::copy(src, src + d, clustered.values.data.data() + static_cast<size_t>(r) * d);
+  }
+  clustered.encoding = head.encoding;  // what a quantize pass before this one chose
+  clustered.row_addressable = true;    // the runtime reads the rows of the kept clusters only
+  const int64_t head_bytes =
+      is_quantize_encoding(head.encoding) ? encoded_tensor_bytes(head.encoding, head.values) : f32_bytes(v * d);
+
+  StoredTensor row_token_t{"head.row_token", int_tensor(row_token), "i32", false};
+  StoredTensor offsets_t{"head.cluster_offsets", int_tensor(offsets), "i32", false};
+  StoredTensor weight_t{"head.cluster_weight",
+                        Tensor({k, d}, std::vector<float>(weights.weight.data(), weights.weight.data() + k * d)), "f32",
+                        false};
+  StoredTensor bias_t{"head.cluster_bias", Tensor({k}, weights.bias), "f32", false};
+
+  std::vector<PassReportRow> rows;
+  PassReportRow main_row;
+  main_row.tensor = clustered.name;
+  main_row.action = "cluster k=" + std::to_string(k);
+  main_row.bytes_before = head_bytes;
+  main_row.bytes_after = head_bytes;
+  main_row.error = after.kl;
+  main_row.extra["kmeans"] = {{"source", source_tensor(model)},
+                              {"iterations", clusters.iterations},
+                              {"converged", clusters.converged},
+                              {"inertia", clusters.inertia},
+                              {"smallest_cluster", smallest},
+                              {"largest_cluster", largest}};
+  main_row.extra["train_samples"] = train_rows;
+  main_row.extra["heldout_samples"] = after.samples;
+  main_row.extra["heldout"] = quality_json(after);
+  main_row.extra["heldout_initial"] = quality_json(before);
+  main_row.extra["training_seconds"] = train_seconds;
+  rows.push_back(main_row);
+  for (const StoredTensor* t : {&row_token_t, &offsets_t, &weight_t, &bias_t}) {
+    PassReportRow row;
+    row.tensor = t->name;
+    row.action = "add " + t->encoding;
+    row.bytes_after = 4 * t->values.numel();
+    rows.push_back(row);
+  }
+
+  model.put(std::move(clustered), kHead);
+  model.put(std::move(row_token_t), "head.clustered");
+  model.put(std::move(offsets_t), "head.row_token");
+  model.put(std::move(weight_t), "head.cluster_offsets");
+  model.put(std::move(bias_t), "head.cluster_weight");
+  model.remove(kHead);
+  model.file_metadata["clustered_head"] = {{"k", k},
+                                           {"p", options_.p},
+                                           {"min_clusters", options_.min_clusters},
+                                           {"max_clusters", options_.max_clusters}};
+
+  rows[0].seconds = seconds_since(t_start);
+  for (const PassReportRow& row : rows) {
+    if (ctx.on_row) ctx.on_row(row);
+  }
+  return rows;
+}
+
+const PassTypeRegistration kClusterHeadPassRegistration("cluster_head", [](OptionReader& reader) -> std::unique_ptr<Pass> {
+  return std::make_unique<ClusterHeadPass>(ClusterHeadOptions::read(reader));
+});
+
+}  // namespace rwkvlite

@@ -1,0 +1,78 @@
+// The "cluster_head" pass: a two-level head for large vocabularies (RWKV-Lite).
+//
+// The vocabulary is clustered with k-means (passes/kmeans.h) over the rows of the head or of
+// the embedding, a cluster-level head [K, D] is trained on calibration head inputs to predict
+// the dense head's cluster probabilities (passes/cluster_head_training.h, LibTorch), and the
+// head's rows are stored grouped by cluster so the runtime computes exact logits only for the
+// tokens of the most likely clusters. Writes (docs/compact-format.md section 6):
+//   head.clustered        [V, D]  head rows, cluster 0 first, ascending token id inside a
+//                                 cluster; row-addressable; the encoding head.weight had
+//   head.row_token        [V]     i32, token id of each row of head.clustered
+//   head.cluster_offsets  [K+1]   i32, rows [off[c], off[c+1]) are cluster c
+//   head.cluster_weight   [K, D], head.cluster_bias [K]   f32, the cluster-level head
+// and removes head.weight. File metadata "clustered_head": {k, p, min_clusters, max_clusters}.
+//
+// Options (all optional):
+//   k = 16                 clusters                                           [1, V]
+//   source = "head"        rows to cluster: "head" or "embedding" (emb.weight, or
+//                          emb.folded when fold_embedding ran first)
+//   pca_dims = 0           cluster a PCA projection to this many dimensions (0: off)
+//   max_iterations = 100   Lloyd iterations                                   (>= 1)
+//   p = 0.95               runtime: keep the most likely clusters until their predicted
+//                          probability reaches p                              (0, 1]
+//   min_clusters = 1       runtime: at least this many clusters               [1, k]
+//   max_clusters = k       runtime: at most this many clusters                [min_clusters, k]
+//   epochs = 30            training epochs over the calibration samples       [0, 10000]
+//   learning_rate = 0.003  Adam step size                                     (0, 1]
+//   holdout_fraction = 0.1 the last fraction of samples, held out for the report [0, 0.9]
+//
+// Report rows: head.clustered (extra: k-means iterations/converged/inertia, smallest and
+// largest cluster; the held-out quality of the trained head and of its initial guess:
+// kl, top_cluster_accuracy, mean_clusters_kept, mass_covered; train/held-out samples,
+// training seconds), then one row each for the other tensors written. Error column: the
+// held-out KL(dense cluster probabilities ‖ predicted) in nats.
+#pragma once
+
+#include "pipeline/config.h"
+#include "pipeline/pass.h"
+
+namespace rwkvlite {
+
+struct ClusterHeadOptions {
+  int k = 16;
+  std::string source = "head";
+  int pca_dims = 0;
+  int max_iterations = 100;
+  double p = 0.95;
+  int min_clusters = 1;
+  int max_clusters = 16;
+  int epochs = 30;
+  double learning_rate = 3e-3;
+  double holdout_fraction = 0.1;
+
+  static ClusterHeadOptions read(OptionReader& reader);
+  void check() const;  // UsageError for options built in code
+  nlohmann::ordered_json to_json() const;
+};
+
+class ClusterHeadPass : public Pass {
+ public:
+  explicit ClusterHeadPass(ClusterHeadOptions options);
+
+  std::string name() const override { return "cluster_head"; }
+  bool needs_calibration() const override { return true; }
+  // UsageError: no LibTorch trainer in this build, head.weight missing (clustered already?)
+  // or not [V, D], k > V, pca_dims > D, the source rows missing.
+  void validate(const CompressedModel& model) const override;
+  int64_t planned_bytes_delta(const CompressedModel& model) const override;
+  std::vector<PassReportRow> run(PassContext& ctx) override;
+  nlohmann::ordered_json settings() const override { return options_.to_json(); }
+
+ private:
+  std::string source_tensor(const CompressedModel& model) const;
+  ClusterHeadOptions options_;
+};
+
+extern const PassTypeRegistration kClusterHeadPassRegistration;
+
+}  // namespace rwkvlite

@@ -1,0 +1,97 @@
+#include "passes/fold_embedding_pass.h"
+
+#include <chrono>
+#include <limits>
+
+#include "core/error.h"
+#include "engine/kernels.h"
+#include "passes/quantize_pass.h"
+
+namespace rwkvlite {
+
+namespace {
+
+constexpr const char* kEmbedding = "emb.weight";
+constexpr const char* kFolded = "emb.folded";
+constexpr const char* kLnWeight = "blocks.0.ln0.weight";
+constexpr const char* kLnBias = "blocks.0.ln0.bias";
+
+}  // namespace
+
+FoldEmbeddingOptions FoldEmbeddingOptions::read(OptionReader& r) {
+  FoldEmbeddingOptions o;
+  o.cache_rows = r.get_int("cache_rows", o.cache_rows, 0, std::numeric_limits<int32_t>::max());
+  return o;
+}
+
+void FoldEmbeddingOptions::check() const {
+  if (cache_rows < 0) throw UsageError("fold_embedding: cache_rows must be >= 0");
+}
+
+nlohmann::ordered_json FoldEmbeddingOptions::to_json() const { return {{"cache_rows", cache_rows}}; }
+
+Tensor fold_layer_norm(const Tensor& embedding, const Tensor& ln_weight, const Tensor& ln_bias) {
+  if (embedding.rank() != 2) {
+    throw InputError("fold_embedding: the embedding has shape " + shape_to_string(embedding.shape) + ", expected [V, D]");
+  }
+  const int64_t d = embedding.dim(1);
+  if (ln_weight.numel() != d || ln_bias.numel() != d) {
+    throw InputError("fold_embedding: ln0 weight " + shape_to_string(ln_weight.shape) + " and bias " +
+                     shape_to_string(ln_bias.shape) + " do not match the embedding width " + std::to_string(d));
+  }
+  Tensor folded(embedding.shape);
+  kernels::layer_norm_rows(embedding.data.data(), embedding.dim(0), d, ln_weight.data.data(), ln_bias.data.data(),
+                           kernels::kLayerNormEps, folded.data.data());
+  return folded;
+}
+
+FoldEmbeddingPass::FoldEmbeddingPass(FoldEmbeddingOptions options) : options_(options) { options_.check(); }
+
+void FoldEmbeddingPass::validate(const CompressedModel& model) const {
+  if (!model.has(kEmbedding)) {
+    throw UsageError(std::string("fold_embedding: the model has no '") + kEmbedding + "'" +
+                     (model.has(kFolded) ? " (it is folded already: is fold_embedding listed twice?)" : ""));
+  }
+  for (const char* name : {kLnWeight, kLnBias}) {
+    if (!model.has(name)) throw UsageError(std::string("fold_embedding: the model has no '") + name + "'");
+  }
+  const Tensor& e = model.at(kEmbedding).values;
+  if (e.rank() != 2 || model.at(kLnWeight).values.numel() != e.cols() || model.at(kLnBias).values.numel() != e.cols()) {
+    throw UsageError("fold_embedding: '" + std::string(kEmbedding) + "' " + shape_to_string(e.shape) +
+                     " does not match ln0 " + shape_to_string(model.at(kLnWeight).values.shape));
+  }
+}
+
+std::vector<PassReportRow> FoldEmbeddingPass::run(PassContext& ctx) {
+  validate(ctx.model);
+  const auto t0 = std::chrono::steady_clock::now();
+  CompressedModel& model = ctx.model;
+  const StoredTensor& emb = model.at(kEmbedding);
+  StoredTensor folded;
+  folded.name = kFolded;
+  folded.values = fold_layer_norm(emb.values, model.at(kLnWeight).values, model.at(kLnBias).values);
+  folded.encoding = emb.encoding;  // a quantize pass before this one chose the storage
+  folded.row_addressable = true;   // the runtime reads one row per token
+  PassReportRow row;
+  row.tensor = kFolded;
+  row.action = "fold ln0";
+  if (is_quantize_encoding(emb.encoding)) {
+    row.bytes_before = encoded_tensor_bytes(emb.encoding, emb.values);
+    row.bytes_after = encoded_tensor_bytes(folded.encoding, folded.values);
+  }
+  model.put(std::move(folded), kEmbedding);
+  model.remove(kEmbedding);
+  model.file_metadata["embedding_cache_rows"] = options_.cache_rows;
+  row.extra["cache_rows"] = options_.cache_rows;
+  row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (ctx.on_row) ctx.on_row(row);
+  return {row};
+}
+
+const PassTypeRegistration kFoldEmbeddingPassRegistration("fold_embedding",
+                                                          [](OptionReader& reader) -> std::unique_ptr<Pass> {
+                                                            return std::make_unique<FoldEmbeddingPass>(
+                                                                FoldEmbeddingOptions::read(reader));
+                                                          });
+
+}  // namespace rwkvlite

@@ -1,0 +1,50 @@
+// The "fold_embedding" pass: stores the embedding with the first layer norm already applied.
+//
+// The engine computes ln0(emb[token]) for every token before layer 0; that is a function of
+// the token alone, so it can be precomputed once per vocabulary row. `emb.folded` [V, D]
+// replaces `emb.weight` and the runtime skips ln0 (docs/compact-format.md section 6). Rows are
+// computed with the engine's own kernels::layer_norm_rows and epsilon, so they are bit for bit
+// what the engine would compute. The ln0 tensors stay in the file (small, and a reader that
+// wants the raw embedding back has what it needs).
+//
+// Options: cache_rows (default 256, >= 0): how many embedding rows the runtime keeps in
+// memory, written as file metadata "embedding_cache_rows".
+//
+// Report row: tensor emb.folded, action "fold ln0", error 0 (exact), extra {cache_rows}.
+#pragma once
+
+#include "pipeline/config.h"
+#include "pipeline/pass.h"
+
+namespace rwkvlite {
+
+struct FoldEmbeddingOptions {
+  int64_t cache_rows = 256;
+
+  static FoldEmbeddingOptions read(OptionReader& reader);
+  void check() const;  // UsageError for options built in code
+  nlohmann::ordered_json to_json() const;
+};
+
+// LayerNorm of every row of `embedding` [V, D] with ln0's weight and bias [D]; InputError
+// when the shapes disagree.
+Tensor fold_layer_norm(const Tensor& embedding, const Tensor& ln_weight, const Tensor& ln_bias);
+
+class FoldEmbeddingPass : public Pass {
+ public:
+  explicit FoldEmbeddingPass(FoldEmbeddingOptions options);
+
+  std::string name() const override { return "fold_embedding"; }
+  // UsageError when emb.weight or blocks.0.ln0.* is missing (already folded?) or misshapen.
+  void validate(const CompressedModel& model) const override;
+  int64_t planned_bytes_delta(const CompressedModel& model) const override { return 0; }
+  std::vector<PassReportRow> run(PassContext& ctx) override;
+  nlohmann::ordered_json settings() const override { return options_.to_json(); }
+
+ private:
+  FoldEmbeddingOptions options_;
+};
+
+extern const PassTypeRegistration kFoldEmbeddingPassRegistration;
+
+}  // namespace rwkvlite
