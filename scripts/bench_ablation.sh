@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 scripts/build.sh >/dev/null
 CONFIGS=${CONFIGS:-"dense-fp32 dense-fp16 lowrank-svd lowrank-aware lowrank-int8 int8 default"}
 MAX_BYTES=${MAX_BYTES:-0}
+# Extra rwkvlite-run flags, e.g. RUN_FLAGS=--audit-sparsity to measure the predictors' recall.
+read -r -a RUN_FLAGS <<< "${RUN_FLAGS:-}"
 MODELS=("$@")
 if [ ${#MODELS[@]} -eq 0 ]; then
   MODELS=(models/reference/rwkv5-ref-6x256.pth)
@@ -30,12 +32,19 @@ for model in "${MODELS[@]}"; do
   for cfg in $CONFIGS; do
     out=build/bench/$name-$cfg.rwkvlite
     build/bin/rwkvlite --log-level warn compress "$model" -o "$out" -c configs/$cfg.toml --force "${calib[@]}"
-    build/bin/rwkvlite-run "$out" --reference "$ref" "${eps[@]}" "${extra[@]}" --max-bytes "$MAX_BYTES" \
+    build/bin/rwkvlite-run "$out" --reference "$ref" "${eps[@]}" "${extra[@]}" --max-bytes "$MAX_BYTES" "${RUN_FLAGS[@]}" \
       --log-level warn --json bench/results/ablation-$name-$cfg.json >/dev/null
     python3 - "$name" "$cfg" bench/results/ablation-$name-$cfg.json <<'PY'
 import json, sys
 d = json.load(open(sys.argv[3]))
-print(f"| {sys.argv[1]} | {sys.argv[2]} | {d['bits_per_byte']:.4f} | {d['top1_agreement']:.4f} | {d['kl_mean']:.5f} | {d['file_bytes']:,} | {d['peak_resident_weight_bytes']:,} |")
+row = f"| {sys.argv[1]} | {sys.argv[2]} | {d['bits_per_byte']:.4f} | {d['top1_agreement']:.4f} | {d['kl_mean']:.5f} | {d['file_bytes']:,} | {d['peak_resident_weight_bytes']:,} |"
+s, h = d.get("sparse_ffn") or {}, d.get("clustered_head") or {}
+if s.get("neurons_read_per_token") is not None and any(l.get("has_predictor") for l in s.get("layers", [])):
+    rec = s.get("recall")
+    row += f" ffn touched {s['ffn_weight_fraction_touched_per_token']:.3f}, recall {'-' if rec is None else f'{rec:.3f}'}, ffn peak {d['peak_resident_bytes_by_part']['ffn']:,} B |"
+if h.get("clusters"):
+    row += f" clusters kept {h['clusters_kept_per_token']:.2f}/{h['clusters']}, head rows/token {h['head_rows_read_per_token']:.1f} |"
+print(row)
 PY
   done
 done
