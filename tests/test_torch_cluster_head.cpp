@@ -16,6 +16,7 @@
 #include "pipeline/calibration.h"
 #include "pipeline/config.h"
 #include "pipeline/pipeline.h"
+#include "pipeline_test_helpers.h"
 #include "test_support.h"
 
 using namespace rwkvlite;
@@ -26,15 +27,7 @@ namespace {
 std::string reference_model() { return source_dir() + "/models/reference/rwkv5-ref-6x256.pth"; }
 
 std::string compress(const std::string& out_name, int threads, std::vector<std::string> overrides) {
-  CompressOptions o;
-  o.model_path = reference_model();
-  o.config_path = source_dir() + "/configs/clustered-head.toml";
-  o.output_path = scratch_dir() + "/" + out_name;
-  o.force = true;
-  o.threads = threads;
-  o.overrides = std::move(overrides);
-  REQUIRE(run_compress(o) == 0);
-  return o.output_path;
+  return rwkvlite::test::compress(reference_model(), "clustered-head.toml", out_name, threads, std::move(overrides));
 }
 
 }  // namespace

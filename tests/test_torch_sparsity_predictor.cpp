@@ -192,7 +192,8 @@ TEST_CASE("lowrank-sparse-ffn quantizes value.neurons and keeps the predictor", 
   CHECK(f.tensor("blocks.0.ffn.value.neurons").rows_per_block == 1);
   CHECK(format::encoding_name(f.tensor("blocks.0.ffn.key.weight").encoding) == "i4g64");
   CHECK(format::encoding_name(f.tensor("blocks.0.ffn.key.sign").encoding) == "b1");
-  CHECK(format::encoding_name(f.tensor("blocks.0.ffn.predictor.up").encoding) == "f32");
+  // The config stores the predictors int8 (rule "blocks.*.ffn.predictor.*"): they count in every byte figure.
+  CHECK(format::encoding_name(f.tensor("blocks.0.ffn.predictor.up").encoding) == "i8");
   CHECK(f.find("blocks.0.att.key.lr_a") != nullptr);
   CHECK(f.metadata().contains("sparse_ffn"));
 }
