@@ -10,6 +10,10 @@ CONFIGS=${CONFIGS:-"dense-fp32 dense-fp16 lowrank-svd lowrank-aware lowrank-int8
 MAX_BYTES=${MAX_BYTES:-0}
 # Extra rwkvlite-run flags, e.g. RUN_FLAGS=--audit-sparsity to measure the predictors' recall.
 read -r -a RUN_FLAGS <<< "${RUN_FLAGS:-}"
+# Extra compress flags for a variant of a config, e.g. SETS="--set pass.1.k=8" TAG=k8: results
+# are then named <model>-<config>-<TAG>.
+read -r -a SETS <<< "${SETS:-}"
+TAG=${TAG:+-$TAG}
 MODELS=("$@")
 if [ ${#MODELS[@]} -eq 0 ]; then
   MODELS=(models/reference/rwkv5-ref-6x256.pth)
@@ -30,11 +34,12 @@ for model in "${MODELS[@]}"; do
   eps=()
   case "$model" in *.pth) eps=(--ln-x-eps 64e-5) ;; esac
   for cfg in $CONFIGS; do
-    out=build/bench/$name-$cfg.rwkvlite
-    build/bin/rwkvlite --log-level warn compress "$model" -o "$out" -c configs/$cfg.toml --force "${calib[@]}"
+    out=build/bench/$name-$cfg$TAG.rwkvlite
+    result=bench/results/ablation-$name-$cfg$TAG.json
+    build/bin/rwkvlite --log-level warn compress "$model" -o "$out" -c configs/$cfg.toml --force "${calib[@]}" "${SETS[@]}"
     build/bin/rwkvlite-run "$out" --reference "$ref" "${eps[@]}" "${extra[@]}" --max-bytes "$MAX_BYTES" "${RUN_FLAGS[@]}" \
-      --log-level warn --json bench/results/ablation-$name-$cfg.json >/dev/null
-    python3 - "$name" "$cfg" bench/results/ablation-$name-$cfg.json <<'PY'
+      --log-level warn --json "$result" >/dev/null
+    python3 - "$name" "$cfg$TAG" "$result" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[3]))
 row = f"| {sys.argv[1]} | {sys.argv[2]} | {d['bits_per_byte']:.4f} | {d['top1_agreement']:.4f} | {d['kl_mean']:.5f} | {d['file_bytes']:,} | {d['peak_resident_weight_bytes']:,} |"

@@ -163,7 +163,7 @@ int run(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off");
   RuntimeOptions ro;
   double neuron_cache = 0, head_p = 0;
-  int64_t head_min = 0, head_max = 0, emb_rows = 0;
+  int64_t head_min = 0, head_max = 0, head_rows = 0, emb_rows = 0;
   auto* nc_opt = app.add_option("--neuron-cache", neuron_cache,
                                 "Fraction of each layer's channel-mix neurons kept in memory (overrides the file)")
                      ->check(CLI::Range(0.0, 1.0));
@@ -173,6 +173,9 @@ int run(int argc, char** argv) {
                        ->check(CLI::PositiveNumber);
   auto* hmax_opt = app.add_option("--head-max-clusters", head_max, "Clustered head: keep at most N clusters")
                        ->check(CLI::PositiveNumber);
+  auto* hrows_opt = app.add_option("--head-cache-rows", head_rows,
+                                  "Clustered head: head rows kept in memory (default: all that were read)")
+                        ->check(CLI::PositiveNumber);
   auto* emb_opt = app.add_option("--embedding-cache-rows", emb_rows, "Embedding rows kept in memory (reads rows on demand)")
                       ->check(CLI::PositiveNumber);
   app.add_flag("--audit-sparsity", ro.audit_sparsity,
@@ -189,6 +192,7 @@ int run(int argc, char** argv) {
   if (*hp_opt) ro.head_p = head_p;
   if (*hmin_opt) ro.head_min_clusters = head_min;
   if (*hmax_opt) ro.head_max_clusters = head_max;
+  if (*hrows_opt) ro.head_cache_rows = head_rows;
   if (*emb_opt) ro.embedding_cache_rows = emb_rows;
 
   const auto t0 = std::chrono::steady_clock::now();

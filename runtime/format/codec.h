@@ -45,6 +45,14 @@ float dot_row(const uint8_t* row, const float* x, int64_t cols, Encoding encodin
 // y[i] += a * row[i], for neuron-major value rows (one stored row per channel-mix neuron).
 void axpy_row(float a, const uint8_t* row, int64_t cols, Encoding encoding, const EncodingParams& params, float* y);
 
+// dot_row's summation order, for code that accumulates the same sums column-wise: element i of
+// a row goes to partial sum i mod kDotLanes, except the last cols mod kDotLanes elements, which
+// go to a tail in order; combine_dot_lanes adds them up as dot_row does. lanes is
+// kDotLanes x n (lane-major), tail n; out[c] is the total of column c. Summing FP32 products
+// this way gives dot_row's result bit for bit.
+constexpr int64_t kDotLanes = 8;
+void combine_dot_lanes(const float* lanes, const float* tail, int64_t n, float* out);
+
 // Checks what checksums cannot: that rows written by some other producer decode to finite
 // values and keep padding bits zero. Returns a description of the first problem in
 // `rows` consecutive rows, or nullopt. Used by the writer for pre-encoded input and by verify().

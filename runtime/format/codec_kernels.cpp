@@ -36,8 +36,14 @@ constexpr SignTable make_sign_table() {
 constexpr SignTable kSignTable = make_sign_table();
 
 // Eight interleaved partial sums of a[i] * b[i], kept across chunks of a row.
+// The fixed order in which dot_row adds its partial sums (combine_dot_lanes repeats it).
+inline float combine_lanes(const float* l, float tail) {
+  return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])) + tail;
+}
+
 struct DotAccumulator {
-  float lane[8] = {};
+  static_assert(kDotLanes == 8, "add() and combine_lanes() are written for 8 lanes");
+  float lane[kDotLanes] = {};
   float tail = 0.0f;
 
   void add(const float* a, const float* b, int64_t n) {
@@ -54,9 +60,7 @@ struct DotAccumulator {
     }
     for (; i < n; ++i) tail += b[i];
   }
-  float total() const {
-    return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7])) + tail;
-  }
+  float total() const { return combine_lanes(lane, tail); }
 };
 
 // Unscaled values of columns [c0, c0 + n) of a row into buf: the stored value for f32/f16/bf16/
@@ -200,6 +204,14 @@ void axpy_row(float a, const uint8_t* row, int64_t cols, Encoding encoding, cons
     unpack_chunk(row, c0, n, encoding, buf);
     float* yy = y + c0;
     for (int64_t i = 0; i < n; ++i) yy[i] += as * buf[i];
+  }
+}
+
+void combine_dot_lanes(const float* lanes, const float* tail, int64_t n, float* out) {
+  for (int64_t c = 0; c < n; ++c) {
+    float l[kDotLanes];
+    for (int64_t k = 0; k < kDotLanes; ++k) l[k] = lanes[k * n + c];
+    out[c] = combine_lanes(l, tail[c]);
   }
 }
 

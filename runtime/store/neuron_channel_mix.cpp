@@ -119,19 +119,31 @@ void NeuronChannelMix::apply(const float* x_k, int64_t n, float* out, float* key
                      ": a sparse (neuron-major) channel mix cannot produce exact key pre-activations for calibration; "
                      "calibrate on the dense model");
   }
+  // The value sum y = Σ_j h_j v_j is accumulated the way the dense path's row dot
+  // (format::dot_row over the [D, F] value) accumulates it: neuron j goes to lane j mod 8, the
+  // last F mod 8 neurons to a tail, and the lanes are combined in dot_row's fixed order. With
+  // every neuron selected and FP32 values, sparse and dense results are then bit-identical;
+  // skipped neurons have h_j = 0 and add nothing in either path.
+  const int64_t lanes_end = f_ - f_ % format::kDotLanes;
+  Scratch::Frame frame(scratch);
+  float* lanes = scratch.take(static_cast<size_t>((format::kDotLanes + 1) * d_));
+  float* tail = lanes + format::kDotLanes * d_;
   for (int64_t t = 0; t < n; ++t) {
     const float* x = x_k + t * d_;
     float* y = out + t * d_;
-    std::fill(y, y + d_, 0.0f);
+    std::fill(lanes, lanes + (format::kDotLanes + 1) * d_, 0.0f);
     select(x, scratch, pool);
     const RowCacheCounters before = cache_->counters();
     if (options_.trace) cache_->clear_read_log();
     cache_->visit(selected_.data(), static_cast<int64_t>(selected_.size()),
-                  [&](int64_t, const uint8_t* const* rows) {
+                  [&](int64_t j, const uint8_t* const* rows) {
                     const float a = std::max(format::dot_row(rows[0], x, d_, key_enc_), 0.0f);
                     const float h = a * a;
-                    if (h != 0.0f) format::axpy_row(h, rows[1], d_, value_enc_, y);
+                    if (h == 0.0f) return;
+                    float* acc = j < lanes_end ? lanes + (j % format::kDotLanes) * d_ : tail;
+                    format::axpy_row(h, rows[1], d_, value_enc_, acc);
                   });
+    format::combine_dot_lanes(lanes, tail, d_, y);
     const RowCacheCounters& after = cache_->counters();
     stats_->tokens += 1;
     stats_->neurons_selected += static_cast<int64_t>(selected_.size());
