@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,8 @@ inline std::string config(const std::string& name) { return source_dir() + "/con
 
 // Runs `rwkvlite compress` in-process; returns the output path.
 inline std::string compress(const std::string& model, const std::string& cfg, const std::string& out_name, int threads,
-                            std::vector<std::string> overrides = {}) {
+                            std::vector<std::string> overrides = {},
+                            std::optional<uint64_t> seed = std::nullopt) {
   CompressOptions o;
   o.model_path = model;
   o.config_path = config(cfg);
@@ -26,6 +28,7 @@ inline std::string compress(const std::string& model, const std::string& cfg, co
   o.force = true;
   o.threads = threads;
   o.overrides = std::move(overrides);
+  o.seed = seed;
   REQUIRE(run_compress(o) == 0);
   return o.output_path;
 }

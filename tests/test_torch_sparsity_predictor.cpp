@@ -14,6 +14,8 @@
 #include "format/compact_reader.h"
 #include "pipeline/calibration.h"
 #include "pipeline/pipeline.h"
+#include "store/compact_model.h"
+#include "pipeline_test_helpers.h"
 #include "test_support.h"
 
 using namespace rwkvlite;
@@ -22,20 +24,6 @@ using namespace rwkvlite::test;
 namespace {
 
 using RowMajorF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-std::string compress(const std::string& model, const std::string& cfg, const std::string& out_name, int threads,
-                     std::vector<std::string> overrides, std::optional<uint64_t> seed = std::nullopt) {
-  CompressOptions o;
-  o.model_path = model;
-  o.config_path = source_dir() + "/configs/" + cfg;
-  o.output_path = scratch_dir() + "/" + out_name;
-  o.force = true;
-  o.threads = threads;
-  o.overrides = std::move(overrides);
-  o.seed = seed;
-  REQUIRE(run_compress(o) == 0);
-  return o.output_path;
-}
 
 RowMajorF matrix(const format::CompactFile& f, const std::string& name) {
   const Tensor t = f.decode_tensor(name);
@@ -65,8 +53,9 @@ Measured measure_layer(const format::CompactFile& f, const Model& dense, int64_t
   const RowMajorF truth = X * key.transpose();
   const RowMajorF scores = (X * matrix(f, p + "predictor.down").transpose()).cwiseMax(0.0f) *
                            matrix(f, p + "predictor.up").transpose();
-  const RowMajorF sign = X * matrix(f, p + "key.sign").transpose();  // decoded rows are ±mean|K_j|
   const int64_t F = truth.cols();
+  // Decoded sign rows are ±mean|K_j|; without a 1-bit copy (sign_top_k = 0) nothing is chosen by it.
+  const RowMajorF sign = k > 0 ? RowMajorF(X * matrix(f, p + "key.sign").transpose()) : RowMajorF::Zero(X.rows(), F);
   int64_t active = 0, hits = 0, computed = 0;
   std::vector<int32_t> order(static_cast<size_t>(F));
   for (Eigen::Index n = 0; n < X.rows(); ++n) {
@@ -207,4 +196,41 @@ TEST_CASE("sparse-ffn on the reference model: held-out recall and per-layer numb
                                               "pass.0.epochs=6"};
   const std::string out = compress(model, "sparse-ffn.toml", "ref-sparse.rwkvlite", 2, overrides);
   check_sparse_file(out, load_model(model), overrides, 10000, 5000, 0.95);
+}
+
+TEST_CASE("sign_top_fraction = 0 leaves the 1-bit key copy out and the MLP alone meets the recall target", "[sparse_ffn][torch]") {
+  const std::string model = tiny_model_path("5v2-730K", "FP32");
+  const std::vector<std::string> overrides = {"calibration.bytes=12000", "calibration.samples=4000",
+                                              "pass.0.sign_top_fraction=0", "pass.0.rank=16"};
+  const std::string out = compress(model, "sparse-ffn.toml", "tiny-sparse-nosign.rwkvlite", 2, overrides);
+  const format::CompactFile f = format::CompactFile::open(out);
+  CHECK(f.verify().empty());
+  const Model dense = load_model(model);
+  const int64_t L = dense.dims.n_layer, D = dense.dims.n_embd;
+  const CalibrationData calib = activations(dense, 0, 12000, 4000);
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string p = "blocks." + std::to_string(l) + ".ffn.";
+    INFO(p);
+    CHECK(f.find(p + "key.sign") == nullptr);
+    CHECK(f.tensor(p + "predictor.down").shape == std::vector<int64_t>{16, D});
+    CHECK(f.metadata().at("sparse_ffn").at("layers")[static_cast<size_t>(l)].at("sign_top_k").get<int>() == 0);
+    const auto& X = calib.ffn_key_inputs[static_cast<size_t>(l)];
+    const int64_t held = static_cast<int64_t>(std::llround(0.1 * static_cast<double>(X.rows())));
+    const Measured own = measure_layer(f, dense, l, X.bottomRows(held));
+    CHECK(own.recall >= 0.99 - 2e-3);
+    CHECK(own.predicted_fraction < 1.0);
+  }
+  // The runtime uses the MLP alone: audited on held-out text, it finds the active neurons as
+  // well as on fresh text in the test above (floor 0.95 there too).
+  RuntimeOptions ro;
+  ro.audit_sparsity = true;
+  CompactEngine sparse = load_compact_engine(out, ro);
+  const std::string text = read_text_range(bundled_text_path(), kHeldOutStart, 400);
+  logits_after(*sparse.engine, text);
+  for (const auto& layer : sparse.stats->ffn_layers) {
+    REQUIRE(layer->active > 0);
+    const double recall = static_cast<double>(layer->active_and_selected) / static_cast<double>(layer->active);
+    INFO("layer " << layer->layer << " runtime recall " << recall);
+    CHECK(recall >= 0.95);
+  }
 }

@@ -214,7 +214,8 @@ int64_t SparsityPredictorPass::planned_bytes_delta(const CompressedModel& model)
     const std::string key = ffn_tensor_name(l, "key.weight");
     if (!model.has(key) || model.at(key).values.rank() != 2) continue;
     const int64_t F = model.at(key).values.dim(0), D = model.at(key).values.dim(1);
-    delta += encoded_bytes("f32", options_.rank, D) + encoded_bytes("f32", F, options_.rank) + encoded_bytes("b1", F, D);
+    delta += encoded_bytes("f32", options_.rank, D) + encoded_bytes("f32", F, options_.rank);
+    if (sign_top_k_for(options_.sign_top_fraction, F) > 0) delta += encoded_bytes("b1", F, D);
   }
   return delta;
 }
@@ -305,15 +306,20 @@ std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
     for (const StoredTensor& t : model.tensors()) {
       if (t.name.rfind(prefix, 0) == 0) last = t.name;
     }
-    StoredTensor sign;
-    sign.name = ffn_tensor_name(l, "key.sign");
-    sign.values = key_t;
-    sign.encoding = "b1";
     StoredTensor down_t{ffn_tensor_name(l, "predictor.down"), p.down, "f32", false};
     StoredTensor up_t{ffn_tensor_name(l, "predictor.up"), p.up, "f32", false};
-    const int64_t bytes = stored_tensor_bytes(sign) + stored_tensor_bytes(down_t) + stored_tensor_bytes(up_t);
-    model.put(std::move(sign), last);
-    model.put(std::move(down_t), ffn_tensor_name(l, "key.sign"));
+    int64_t bytes = stored_tensor_bytes(down_t) + stored_tensor_bytes(up_t);
+    if (k > 0) {  // sign_top_fraction = 0 leaves the 1-bit copy out of the file
+      StoredTensor sign;
+      sign.name = ffn_tensor_name(l, "key.sign");
+      sign.values = key_t;
+      sign.encoding = "b1";
+      bytes += stored_tensor_bytes(sign);
+      const std::string sign_name = sign.name;
+      model.put(std::move(sign), last);
+      last = sign_name;
+    }
+    model.put(std::move(down_t), last);
     model.put(std::move(up_t), ffn_tensor_name(l, "predictor.down"));
 
     layer_settings.push_back({{"layer", l}, {"mlp_threshold", result.threshold}, {"sign_top_k", k}});
