@@ -2,13 +2,13 @@
 # Head and embedding memory and speed on a real-shape vocabulary: writes the synthetic 0.1B-shape
 # RWKV v5.2 checkpoint (12 layers, D = 768, vocabulary 65,536, seeded random weights), then
 # runs it with a dense head and embedding and with the two-level head and on-demand embedding.
-#   scripts/bench_synthetic.sh            (MAX_BYTES=1000 of held-out text, K=256 clusters)
+#   scripts/bench_synthetic.sh            (MAX_BYTES=3000 of held-out text, K=256 clusters)
 # Random weights carry no accuracy: this measures bytes and tokens per second only.
 # Results: bench/results/synthetic-0.1b-<variant>.json and a summary table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh >/dev/null
-MAX_BYTES=${MAX_BYTES:-1000}
+MAX_BYTES=${MAX_BYTES:-3000}
 K=${K:-256}
 work=build/bench/synthetic
 mkdir -p "$work" bench/results
