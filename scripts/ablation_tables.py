@@ -3,7 +3,7 @@
 scripts/bench_ablation.sh: one table per model (a row per config, variants such as
 clustered-head-k8 after their config), then a per-layer table for every sparse channel-mix run.
 
-  scripts/ablation_tables.py [RESULTS_DIR] [--layers]
+  scripts/ablation_tables.py [RESULTS_DIR] [--layers | --layers-only] [--model SUBSTRING]
 """
 import glob
 import json
@@ -88,8 +88,17 @@ def layer_tables(runs):
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    argv = sys.argv[1:]
+    only = None
+    if "--model" in argv:
+        i = argv.index("--model")
+        only = argv[i + 1]
+        del argv[i:i + 2]
+    args = [a for a in argv if not a.startswith("--")]
     runs = load(args[0] if args else "bench/results")
-    model_tables(runs)
-    if "--layers" in sys.argv:
+    if only:
+        runs = {m: r for m, r in runs.items() if only in m}
+    if "--layers-only" not in argv:
+        model_tables(runs)
+    if "--layers" in argv or "--layers-only" in argv:
         layer_tables(runs)
