@@ -41,15 +41,11 @@ for model in "${MODELS[@]}"; do
       --log-level warn --json "$result" >/dev/null
     python3 - "$name" "$cfg$TAG" "$result" <<'PY'
 import json, sys
+sys.path.insert(0, "scripts")
+from ablation_tables import notes_of  # the same sparse FFN / head notes as the README tables
 d = json.load(open(sys.argv[3]))
-row = f"| {sys.argv[1]} | {sys.argv[2]} | {d['bits_per_byte']:.4f} | {d['top1_agreement']:.4f} | {d['kl_mean']:.5f} | {d['file_bytes']:,} | {d['peak_resident_weight_bytes']:,} |"
-s, h = d.get("sparse_ffn") or {}, d.get("clustered_head") or {}
-if s.get("neurons_read_per_token") is not None and any(l.get("has_predictor") for l in s.get("layers", [])):
-    rec = s.get("recall")
-    row += f" ffn touched {s['ffn_weight_fraction_touched_per_token']:.3f}, recall {'-' if rec is None else f'{rec:.3f}'}, ffn peak {d['peak_resident_bytes_by_part']['ffn']:,} B |"
-if h.get("clusters"):
-    row += f" clusters kept {h['clusters_kept_per_token']:.2f}/{h['clusters']}, head rows/token {h['head_rows_read_per_token']:.1f} |"
-print(row)
+print(f"| {sys.argv[1]} | {sys.argv[2]} | {d['bits_per_byte']:.4f} | {d['top1_agreement']:.4f} | {d['kl_mean']:.5f} | "
+      f"{d['file_bytes']:,} | {d['peak_resident_weight_bytes']:,} | {notes_of(d)} |")
 PY
   done
 done

@@ -21,7 +21,7 @@ if [ -n "${FORCE:-}" ] || [ ! -f "$work/dense.rwkvlite" ]; then
   build/bin/rwkvlite --log-level warn compress "$ckpt" -o "$work/dense.rwkvlite" -c configs/dense-fp32.toml --force
 fi
 # Clustered head and folded embedding; a short calibration (the cluster head learns from
-# it) and k-means limited to 20 iterations keep the run to minutes on 2 cores.
+# it) and k-means limited to 20 iterations keep the compression to about a quarter hour.
 if [ -n "${FORCE:-}" ] || [ ! -f "$work/clustered.rwkvlite" ]; then
   build/bin/rwkvlite --log-level warn compress "$ckpt" -o "$work/clustered.rwkvlite" -c configs/clustered-head.toml --force \
     --set calibration.bytes=20000 --set calibration.samples=2048 --set pass.1.k="$K" --set pass.1.max_clusters="$K" \

@@ -293,10 +293,14 @@ std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
     const auto Xh = calibration->ffn_key_inputs[static_cast<size_t>(l)].bottomRows(held_out);
     const RowMajorF hidden = (Xh * down.transpose()).cwiseMax(0.0f);
     const RowMajorF scores = hidden * up.transpose();
-    Eigen::VectorXf scale;
-    const RowMajorF signs = sign_key(key, scale);
-    const RowMajorF sign_scores = (Xh * signs.transpose()) * scale.asDiagonal();
     const int k = sign_top_k_for(options_.sign_top_fraction, F);
+    // Without a 1-bit copy (k = 0) the sign rule selects nothing and its scores are not needed.
+    RowMajorF sign_scores(Xh.rows(), k > 0 ? F : 0);
+    if (k > 0) {
+      Eigen::VectorXf scale;
+      const RowMajorF signs = sign_key(key, scale);
+      sign_scores = (Xh * signs.transpose()) * scale.asDiagonal();
+    }
     const HeldOutResult result =
         tune_threshold(scores, sign_scores, labels[i].data() + train_rows * F, k, options_.target_recall);
 

@@ -35,12 +35,12 @@ constexpr SignTable make_sign_table() {
 }
 constexpr SignTable kSignTable = make_sign_table();
 
-// Eight interleaved partial sums of a[i] * b[i], kept across chunks of a row.
 // The fixed order in which dot_row adds its partial sums (combine_dot_lanes repeats it).
 inline float combine_lanes(const float* l, float tail) {
   return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])) + tail;
 }
 
+// Eight interleaved partial sums of a[i] * b[i], kept across chunks of a row.
 struct DotAccumulator {
   static_assert(kDotLanes == 8, "add() and combine_lanes() are written for 8 lanes");
   float lane[kDotLanes] = {};
