@@ -11,8 +11,8 @@
 #include <cstring>
 #include <string>
 
-#include "core/error.h"
-#include "core/half.h"
+#include "runtime/core/error.h"
+#include "runtime/core/half.h"
 
 namespace rwkvlite {
 

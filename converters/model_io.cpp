@@ -6,8 +6,8 @@
 
 #include "converters/rwkvcpp_file.h"
 #include "converters/safetensors_file.h"
-#include "core/error.h"
-#include "core/file_io.h"
+#include "runtime/core/error.h"
+#include "runtime/core/file_io.h"
 
 namespace rwkvlite {
 namespace {

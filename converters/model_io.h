@@ -13,7 +13,7 @@
 #include <string>
 
 #include "converters/dense_dtype.h"
-#include "core/model.h"
+#include "runtime/core/model.h"
 
 namespace rwkvlite {
 

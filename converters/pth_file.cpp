@@ -13,9 +13,9 @@
 
 #include "converters/model_io.h"
 #include "converters/torch_pickle.h"
-#include "core/arch.h"
-#include "core/error.h"
-#include "core/file_io.h"
+#include "runtime/core/arch.h"
+#include "runtime/core/error.h"
+#include "runtime/core/file_io.h"
 
 namespace rwkvlite {
 namespace {

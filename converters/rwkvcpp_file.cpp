@@ -5,10 +5,10 @@
 #include <cstring>
 #include <set>
 
-#include "core/arch.h"
-#include "core/error.h"
-#include "core/file_io.h"
-#include "core/half.h"
+#include "runtime/core/arch.h"
+#include "runtime/core/error.h"
+#include "runtime/core/file_io.h"
+#include "runtime/core/half.h"
 
 namespace rwkvlite {
 namespace {

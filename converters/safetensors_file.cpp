@@ -8,9 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/arch.h"
-#include "core/error.h"
-#include "core/file_io.h"
+#include "runtime/core/arch.h"
+#include "runtime/core/error.h"
+#include "runtime/core/file_io.h"
 
 namespace rwkvlite {
 namespace {

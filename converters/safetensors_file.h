@@ -16,7 +16,7 @@
 #include <string>
 
 #include "converters/dense_dtype.h"
-#include "core/model.h"
+#include "runtime/core/model.h"
 
 namespace rwkvlite {
 

@@ -6,7 +6,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 namespace {

@@ -1,14 +1,14 @@
-#include "passes/cluster_head_pass.h"
+#include "compress/passes/cluster_head_pass.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 
-#include "core/error.h"
-#include "passes/cluster_head_training.h"
-#include "passes/kmeans.h"
-#include "passes/quantize_pass.h"
-#include "pipeline/seeded_random.h"
+#include "runtime/core/error.h"
+#include "compress/algo/cluster_head_training.h"
+#include "compress/algo/kmeans.h"
+#include "compress/passes/quantize_pass.h"
+#include "runtime/core/seeded_random.h"
 
 namespace rwkvlite {
 
@@ -261,9 +261,5 @@ std::vector<PassReportRow> ClusterHeadPass::run(PassContext& ctx) {
   }
   return rows;
 }
-
-const PassTypeRegistration kClusterHeadPassRegistration("cluster_head", [](OptionReader& reader) -> std::unique_ptr<Pass> {
-  return std::make_unique<ClusterHeadPass>(ClusterHeadOptions::read(reader));
-});
 
 }  // namespace rwkvlite

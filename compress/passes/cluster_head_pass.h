@@ -1,8 +1,8 @@
 // The "cluster_head" pass: a two-level head for large vocabularies (RWKV-Lite).
 //
-// The vocabulary is clustered with k-means (passes/kmeans.h) over the rows of the head or of
+// The vocabulary is clustered with k-means (compress/algo/kmeans.h) over the rows of the head or of
 // the embedding, a cluster-level head [K, D] is trained on calibration head inputs to predict
-// the dense head's cluster probabilities (passes/cluster_head_training.h, LibTorch), and the
+// the dense head's cluster probabilities (compress/algo/cluster_head_training.h, LibTorch), and the
 // head's rows are stored grouped by cluster so the runtime computes exact logits only for the
 // tokens of the most likely clusters. Writes (docs/compact-format.md section 6):
 //   head.clustered        [V, D]  head rows, cluster 0 first, ascending token id inside a
@@ -33,10 +33,28 @@
 // held-out KL(dense cluster probabilities ‖ predicted) in nats.
 #pragma once
 
-#include "pipeline/config.h"
-#include "pipeline/pass.h"
+#include "compress/pipeline/option_reader.h"
+#include "compress/pipeline/pass.h"
 
 namespace rwkvlite {
+
+// Config keys of a [[pass]] table of this type (defaults shown; docs/config.md):
+//
+//   type = "cluster_head"      # two-level head (needs calibration and LibTorch): k-means
+//                              # clusters of the vocabulary, head rows grouped by cluster
+//                              # (head.clustered ...), a trained k x D cluster-level head
+//   k = 16                     # clusters                                        [1, V]
+//   source = "head"            # rows to cluster: "head" | "embedding"
+//   pca_dims = 0               # cluster a PCA projection of this width; 0 = off  [0, D]
+//   max_iterations = 100       # Lloyd iterations                                (>= 1)
+//   p = 0.95                   # runtime keeps clusters until this much predicted (0, 1]
+//                              # probability
+//   min_clusters = 1           # runtime keeps at least ...                      [1, k]
+//   max_clusters = 16          # ... and at most this many clusters (default k)  [min, k]
+//   epochs = 30                # cluster-head training epochs (Adam, KL loss)    [0, 10000]
+//   learning_rate = 0.003      #                                                 (0, 1]
+//   holdout_fraction = 0.1     # last fraction of calibration samples held out   [0, 0.9]
+//                              # for the report (KL, top-cluster accuracy, ...)
 
 struct ClusterHeadOptions {
   int k = 16;
@@ -72,7 +90,5 @@ class ClusterHeadPass : public Pass {
   std::string source_tensor(const CompressedModel& model) const;
   ClusterHeadOptions options_;
 };
-
-extern const PassTypeRegistration kClusterHeadPassRegistration;
 
 }  // namespace rwkvlite

@@ -1,11 +1,11 @@
-#include "passes/fold_embedding_pass.h"
+#include "compress/passes/fold_embedding_pass.h"
 
 #include <chrono>
 #include <limits>
 
-#include "core/error.h"
-#include "engine/kernels.h"
-#include "passes/quantize_pass.h"
+#include "runtime/core/error.h"
+#include "runtime/engine/kernels.h"
+#include "compress/passes/quantize_pass.h"
 
 namespace rwkvlite {
 
@@ -87,11 +87,5 @@ std::vector<PassReportRow> FoldEmbeddingPass::run(PassContext& ctx) {
   if (ctx.on_row) ctx.on_row(row);
   return {row};
 }
-
-const PassTypeRegistration kFoldEmbeddingPassRegistration("fold_embedding",
-                                                          [](OptionReader& reader) -> std::unique_ptr<Pass> {
-                                                            return std::make_unique<FoldEmbeddingPass>(
-                                                                FoldEmbeddingOptions::read(reader));
-                                                          });
 
 }  // namespace rwkvlite

@@ -13,10 +13,16 @@
 // Report row: tensor emb.folded, action "fold ln0", error 0 (exact), extra {cache_rows}.
 #pragma once
 
-#include "pipeline/config.h"
-#include "pipeline/pass.h"
+#include "compress/pipeline/option_reader.h"
+#include "compress/pipeline/pass.h"
 
 namespace rwkvlite {
+
+// Config keys of a [[pass]] table of this type (defaults shown; docs/config.md):
+//
+//   type = "fold_embedding"    # emb.folded = ln0(emb.weight) per token, replaces emb.weight
+//   cache_rows = 256           # embedding rows the runtime keeps; metadata      (>= 0)
+//                              # "embedding_cache_rows"
 
 struct FoldEmbeddingOptions {
   int64_t cache_rows = 256;
@@ -44,7 +50,5 @@ class FoldEmbeddingPass : public Pass {
  private:
   FoldEmbeddingOptions options_;
 };
-
-extern const PassTypeRegistration kFoldEmbeddingPassRegistration;
 
 }  // namespace rwkvlite

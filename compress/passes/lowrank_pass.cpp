@@ -1,4 +1,4 @@
-#include "passes/lowrank_pass.h"
+#include "compress/passes/lowrank_pass.h"
 
 #include <Eigen/Core>
 
@@ -9,7 +9,7 @@
 #include <thread>
 #include <utility>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 
@@ -448,11 +448,5 @@ std::vector<PassReportRow> LowRankPass::run(PassContext& ctx) {
   }
   return rows;
 }
-
-// ---- Registration -------------------------------------------------------------------------
-
-const PassTypeRegistration kLowRankPassRegistration("lowrank", [](OptionReader& reader) -> std::unique_ptr<Pass> {
-  return std::make_unique<LowRankPass>(LowRankOptions::read(reader));
-});
 
 }  // namespace rwkvlite

@@ -1,9 +1,9 @@
 // The "lowrank" pass: replaces selected dense projections <base>.weight [out, in] by factors
 // <base>.lr_a [r, in] and <base>.lr_b [out, r] (W ~= lr_b · lr_a; naming in
-// pipeline/compressed_model.h), plain or activation-aware (passes/lowrank.h for the math).
+// pipeline/compressed_model.h), plain or activation-aware (compress/algo/lowrank.h for the math).
 //
 // Defaults follow RWKV-Lite: att.receptance/key/value/gate with r = min(out, in) / 8;
-// att.output and the FFN are left alone. Config keys: pipeline/config.h.
+// att.output and the FFN are left alone. Config keys: above LowRankOptions.
 //
 // Report rows (one per targeted matrix):
 //   action        "lowrank r=<r>", or "keep dense (...)" when no rank the rule allows saves
@@ -20,11 +20,11 @@
 #include <string>
 #include <vector>
 
-#include "passes/lowrank.h"
-#include "passes/svd.h"
-#include "pipeline/config.h"
-#include "pipeline/pass.h"
-#include "pipeline/tensor_selector.h"
+#include "compress/algo/lowrank.h"
+#include "compress/algo/svd.h"
+#include "compress/pipeline/option_reader.h"
+#include "compress/pipeline/pass.h"
+#include "compress/pipeline/tensor_selector.h"
 
 namespace rwkvlite {
 
@@ -33,6 +33,26 @@ const char* rank_rule_key(RankRule r);  // the config key choosing it: rank, div
 
 // RWKV-Lite's targets: every layer's att receptance, key, value and gate.
 std::vector<std::string> default_lowrank_targets();
+
+// Config keys of a [[pass]] table of this type (defaults shown; docs/config.md):
+//
+//   type = "lowrank"           # SVD factorisation W [out,in] ~= lr_b [out,r] · lr_a [r,in]
+//   targets = ["blocks.*.att.receptance.weight", "blocks.*.att.key.weight",
+//              "blocks.*.att.value.weight", "blocks.*.att.gate.weight"]   # default (RWKV-Lite)
+//   ignore = []                # default
+//   # the rank rule: at most one of the next four keys; none means divisor = 8
+//   rank = 64                  # fixed rank for every target                      (>= 1)
+//   divisor = 8                # r = min(out, in) / divisor                        (>= 1)
+//   energy = 0.9               # smallest r keeping this fraction of sum(S²)       (0, 1]
+//                              # (S of W, or of W·L when activation_aware)
+//   budget = 0.25              # parameters of all targets after / before, shared  (0, 1]
+//                              # greedily by error reduction per parameter; the error is
+//                              # the output error when calibration is present, else the
+//                              # weight error, each relative to the matrix's own scale
+//   activation_aware = false   # whiten with the calibration E[x xᵀ] (SVD-LLM); needs calibration
+//   damping = 0.01             # λ: factor C + λ·mean(diag C)·I                   [0, 1]
+//   svd = "auto"               # auto | exact (BDCSVD) | partial (Spectra)
+//   # any rank whose factors would not be smaller than the dense matrix keeps it dense.
 
 struct LowRankOptions {
   std::vector<std::string> targets = default_lowrank_targets();
@@ -77,8 +97,5 @@ class LowRankPass : public Pass {
   LowRankOptions options_;
   TensorSelector selector_;
 };
-
-// Registers "lowrank" with the config (see PassTypeRegistration).
-extern const PassTypeRegistration kLowRankPassRegistration;
 
 }  // namespace rwkvlite

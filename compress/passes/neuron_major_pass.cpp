@@ -1,9 +1,9 @@
-#include "passes/neuron_major_pass.h"
+#include "compress/passes/neuron_major_pass.h"
 
 #include <chrono>
 
-#include "core/error.h"
-#include "pipeline/compact_export.h"
+#include "runtime/core/error.h"
+#include "compress/pipeline/compact_export.h"
 
 namespace rwkvlite {
 
@@ -109,11 +109,5 @@ std::vector<PassReportRow> NeuronMajorPass::run(PassContext& ctx) {
   }
   return rows;
 }
-
-// ---- Registration -------------------------------------------------------------------------
-
-const PassTypeRegistration kNeuronMajorPassRegistration("neuron_major", [](OptionReader& reader) -> std::unique_ptr<Pass> {
-  return std::make_unique<NeuronMajorPass>(NeuronMajorOptions::read(reader));
-});
 
 }  // namespace rwkvlite

@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/config.h"
-#include "pipeline/pass.h"
-#include "pipeline/tensor_selector.h"
+#include "compress/pipeline/option_reader.h"
+#include "compress/pipeline/pass.h"
+#include "compress/pipeline/tensor_selector.h"
 
 namespace rwkvlite {
 
@@ -30,6 +30,15 @@ std::string ffn_tensor_name(int64_t layer, const std::string& suffix);
 // `model`; UsageError naming `pass` when it is missing or was low-ranked.
 const StoredTensor& dense_ffn_matrix(const CompressedModel& model, int64_t layer, const std::string& which,
                                      const std::string& pass);
+
+// Config keys of a [[pass]] table of this type (defaults shown; docs/config.md):
+//
+//   type = "neuron_major"      # channel-mix value stored neuron by neuron for sparse FFN:
+//                              # blocks.{i}.ffn.value.weight [D,F] -> value.neurons [F,D]
+//                              # (exact transpose, same encoding); key and value.neurons
+//                              # become row-addressable (docs/compact-format.md §6)
+//   ignore = []                # layers whose ffn key/value weight name matches stay as they are
+//                              # (e.g. ["blocks.0.**"])
 
 struct NeuronMajorOptions {
   std::vector<std::string> ignore;
@@ -55,7 +64,5 @@ class NeuronMajorPass : public Pass {
   NeuronMajorOptions options_;
   TensorSelector ignore_;
 };
-
-extern const PassTypeRegistration kNeuronMajorPassRegistration;
 
 }  // namespace rwkvlite

@@ -1,10 +1,10 @@
-#include "passes/quantize_pass.h"
+#include "compress/passes/quantize_pass.h"
 
-#include "format/encoding.h"
+#include "runtime/format/encoding.h"
 
 #include <algorithm>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 
@@ -142,11 +142,5 @@ std::vector<PassReportRow> QuantizePass::run(PassContext& ctx) {
   }
   return rows;
 }
-
-// ---- Registration -------------------------------------------------------------------------
-
-const PassTypeRegistration kQuantizePassRegistration("quantize", [](OptionReader& reader) -> std::unique_ptr<Pass> {
-  return std::make_unique<QuantizePass>(QuantizeOptions::read(reader));
-});
 
 }  // namespace rwkvlite

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/config.h"
-#include "pipeline/pass.h"
-#include "pipeline/tensor_selector.h"
+#include "compress/pipeline/option_reader.h"
+#include "compress/pipeline/pass.h"
+#include "compress/pipeline/tensor_selector.h"
 
 namespace rwkvlite {
 
@@ -37,6 +37,14 @@ struct QuantizeRule {
   std::vector<std::string> ignore;
   std::string encoding;
 };
+
+// Config keys of a [[pass]] table of this type (defaults shown; docs/config.md):
+//
+//   type = "quantize"          # sets each tensor's storage encoding; values are untouched here
+//   rules = [                  # first rule whose targets match (and ignore does not) wins;
+//     { targets = ["**.lr_a", "**.lr_b"], encoding = "i8" },   # tensors no rule matches keep
+//     { targets = ["head.weight"], ignore = [], encoding = "f16" },  # their encoding
+//   ]                          # encodings: f32 f16 bf16 i8 i4g32 i4g64 i4g128
 
 struct QuantizeOptions {
   std::vector<QuantizeRule> rules;
@@ -69,8 +77,5 @@ class QuantizePass : public Pass {
   QuantizeOptions options_;
   std::vector<TensorSelector> selectors_;
 };
-
-// Registers "quantize" with the config (see PassTypeRegistration).
-extern const PassTypeRegistration kQuantizePassRegistration;
 
 }  // namespace rwkvlite

@@ -1,4 +1,4 @@
-#include "passes/sparsity_predictor_pass.h"
+#include "compress/passes/sparsity_predictor_pass.h"
 
 #include <Eigen/Core>
 
@@ -8,11 +8,11 @@
 #include <limits>
 #include <numeric>
 
-#include "core/error.h"
-#include "format/encoding.h"
-#include "passes/neuron_major_pass.h"
-#include "passes/predictor_training.h"
-#include "pipeline/compact_export.h"
+#include "runtime/core/error.h"
+#include "runtime/format/encoding.h"
+#include "compress/passes/neuron_major_pass.h"
+#include "compress/algo/predictor_training.h"
+#include "compress/pipeline/compact_export.h"
 
 namespace rwkvlite {
 namespace {
@@ -355,12 +355,5 @@ std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
                                        {"layers", std::move(layer_settings)}};
   return rows;
 }
-
-// ---- Registration -------------------------------------------------------------------------
-
-const PassTypeRegistration kSparsityPredictorPassRegistration(
-    "sparsity_predictor", [](OptionReader& reader) -> std::unique_ptr<Pass> {
-      return std::make_unique<SparsityPredictorPass>(SparsityPredictorOptions::read(reader));
-    });
 
 }  // namespace rwkvlite

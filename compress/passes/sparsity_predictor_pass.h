@@ -18,7 +18,7 @@
 // The MLP itself is trained by the LibTorch trainer (predictor_training.h); builds without
 // LibTorch reject this pass with a UsageError.
 //
-// Config keys (pipeline/config.h): rank, epochs, batch_size, learning_rate, holdout_fraction,
+// Config keys (above SparsityPredictorOptions): rank, epochs, batch_size, learning_rate, holdout_fraction,
 // target_recall, sign_top_fraction, neuron_cache_fraction, ignore (layers whose key weight
 // name matches are left dense).
 //
@@ -32,11 +32,28 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/config.h"
-#include "pipeline/pass.h"
-#include "pipeline/tensor_selector.h"
+#include "compress/pipeline/option_reader.h"
+#include "compress/pipeline/pass.h"
+#include "compress/pipeline/tensor_selector.h"
 
 namespace rwkvlite {
+
+// Config keys of a [[pass]] table of this type (defaults shown; docs/config.md):
+//
+//   type = "sparsity_predictor"  # needs calibration and a LibTorch build; per channel-mix layer
+//                              # writes ffn.predictor.down [r,D], ffn.predictor.up [F,r] (f32),
+//                              # ffn.key.sign (b1 copy of the key) and metadata "sparse_ffn"
+//   rank = 64                  # hidden width r of the MLP D -> r -> F             [1, 65536]
+//   epochs = 10                # passes over the training samples                  (>= 1)
+//   batch_size = 256           # samples per Adam step                             (>= 1)
+//   learning_rate = 0.002      # Adam                                              (0, 1]
+//   holdout_fraction = 0.1     # last share of the samples (by text position), not (0, 0.9]
+//                              # trained on; mlp_threshold is tuned on it
+//   target_recall = 0.99       # share of truly active neurons the union must find (0, 1]
+//                              # on the held-out samples (largest threshold that does)
+//   sign_top_fraction = 0.05   # sign_top_k = round(this · F) neurons by the 1-bit key [0, 1]
+//   neuron_cache_fraction = 0.5  # recorded for the runtime: neurons kept in memory  [0, 1]
+//   ignore = []                # layers whose ffn key weight name matches get no predictor
 
 struct SparsityPredictorOptions {
   int rank = 64;
@@ -79,7 +96,5 @@ class SparsityPredictorPass : public Pass {
   SparsityPredictorOptions options_;
   TensorSelector ignore_;
 };
-
-extern const PassTypeRegistration kSparsityPredictorPassRegistration;
 
 }  // namespace rwkvlite

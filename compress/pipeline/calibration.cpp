@@ -1,14 +1,14 @@
-#include "pipeline/calibration.h"
+#include "compress/pipeline/calibration.h"
 
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 
-#include "core/error.h"
-#include "core/progress.h"
-#include "engine/build_weights.h"
-#include "engine/engine.h"
-#include "tokenizer/tokenizer.h"
+#include "runtime/core/error.h"
+#include "runtime/core/progress.h"
+#include "runtime/engine/build_weights.h"
+#include "runtime/engine/engine.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace rwkvlite {
 namespace {

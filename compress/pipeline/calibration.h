@@ -8,8 +8,8 @@
 #include <set>
 #include <string>
 
-#include "core/model.h"
-#include "pipeline/pass.h"
+#include "runtime/core/model.h"
+#include "compress/pipeline/pass.h"
 
 namespace rwkvlite {
 

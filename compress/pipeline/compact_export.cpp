@@ -1,11 +1,11 @@
-#include "pipeline/compact_export.h"
+#include "compress/pipeline/compact_export.h"
 
-#include "format/compact_format.h"
-#include "format/compact_writer.h"
-#include "format/encoding.h"
-#include "format/model_json.h"
+#include "runtime/format/compact_format.h"
+#include "runtime/format/compact_writer.h"
+#include "runtime/format/encoding.h"
+#include "runtime/format/model_json.h"
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "pipeline/compressed_model.h"
+#include "compress/pipeline/compressed_model.h"
 
 namespace rwkvlite {
 

@@ -1,7 +1,7 @@
-#include "pipeline/compressed_model.h"
+#include "compress/pipeline/compressed_model.h"
 
-#include "core/arch.h"
-#include "core/error.h"
+#include "runtime/core/arch.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 

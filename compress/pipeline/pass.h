@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/compressed_model.h"
+#include "compress/pipeline/compressed_model.h"
 
 namespace rwkvlite {
 

@@ -1,4 +1,4 @@
-#include "pipeline/pipeline.h"
+#include "compress/pipeline/pipeline.h"
 
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
@@ -9,15 +9,15 @@
 #include <regex>
 
 #include "converters/model_io.h"
-#include "core/error.h"
-#include "core/file_io.h"
-#include "core/resource_usage.h"
-#include "core/version.h"
-#include "eval/text_source.h"
-#include "core/progress.h"
-#include "pipeline/calibration.h"
-#include "pipeline/compact_export.h"
-#include "pipeline/config.h"
+#include "runtime/core/error.h"
+#include "runtime/core/file_io.h"
+#include "runtime/core/resource_usage.h"
+#include "runtime/core/version.h"
+#include "runtime/eval/text_source.h"
+#include "runtime/core/progress.h"
+#include "compress/pipeline/calibration.h"
+#include "compress/pipeline/compact_export.h"
+#include "compress/pipeline/config.h"
 
 namespace rwkvlite {
 namespace {
@@ -62,11 +62,11 @@ std::string file_xxh64(const std::string& path) {
   return hex64(h);
 }
 
-int run_compress(const CompressOptions& o) {
+int run_compress(const CompressOptions& o, const PassRegistry& passes) {
   const auto t_start = std::chrono::steady_clock::now();
   std::vector<std::string> overrides = o.overrides;
   if (o.seed) overrides.push_back("calibration.seed=" + std::to_string(*o.seed));
-  PipelineConfig config = load_pipeline_config(o.config_path, overrides);
+  PipelineConfig config = load_pipeline_config(o.config_path, passes, overrides);
   spdlog::info("config {} ({} passes, run id {})", o.config_path, config.passes.size(), config.hash);
   if (!o.dry_run && !o.force && std::filesystem::exists(o.output_path)) {
     throw UsageError("'" + o.output_path + "' exists; pass --force to overwrite it");

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "compress/pipeline/pass_registry.h"
+
 namespace rwkvlite {
 
 struct CompressOptions {
@@ -19,7 +21,7 @@ struct CompressOptions {
 };
 
 // Returns the process exit code; throws rwkvlite::Error subclasses for bad input.
-int run_compress(const CompressOptions& options);
+int run_compress(const CompressOptions& options, const PassRegistry& passes);
 
 // xxh64 of a whole file, streamed (provenance of inputs), as 16 hex digits.
 std::string file_xxh64(const std::string& path);

@@ -1,8 +1,8 @@
-#include "pipeline/tensor_selector.h"
+#include "compress/pipeline/tensor_selector.h"
 
 #include <cctype>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 

@@ -1,9 +1,9 @@
-#include "core/arch.h"
+#include "runtime/core/arch.h"
 
 #include <cmath>
 #include <sstream>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/model.h"
+#include "runtime/core/model.h"
 
 namespace rwkvlite {
 

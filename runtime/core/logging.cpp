@@ -1,11 +1,11 @@
-#include "core/logging.h"
+#include "runtime/core/logging.h"
 
 #include <unistd.h>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 

@@ -1,8 +1,8 @@
-#include "core/model.h"
+#include "runtime/core/model.h"
 
 #include <sstream>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "core/tensor.h"
+#include "runtime/core/tensor.h"
 
 namespace rwkvlite {
 

@@ -1,4 +1,4 @@
-#include "core/resource_usage.h"
+#include "runtime/core/resource_usage.h"
 
 #include <sys/resource.h>
 #include <unistd.h>

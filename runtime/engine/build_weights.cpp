@@ -1,12 +1,12 @@
 // The one place where BlinkDL's canonical parameters become the engine's: which tensors are
 // transposed, which are exponentiated, and why. Precomputing here means the per-token math
 // never evaluates exp() of a constant.
-#include "engine/build_weights.h"
+#include "runtime/engine/build_weights.h"
 
 #include <cmath>
 #include <string>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 namespace {

@@ -3,8 +3,8 @@
 
 #include <functional>
 
-#include "core/model.h"
-#include "engine/weights.h"
+#include "runtime/core/model.h"
+#include "runtime/engine/weights.h"
 
 namespace rwkvlite {
 

@@ -1,9 +1,9 @@
-#include "engine/channel_mix.h"
+#include "runtime/engine/channel_mix.h"
 
 #include <cstring>
 
-#include "core/error.h"
-#include "engine/kernels.h"
+#include "runtime/core/error.h"
+#include "runtime/engine/kernels.h"
 
 namespace rwkvlite {
 

@@ -9,9 +9,9 @@
 #include <cstdint>
 #include <memory>
 
-#include "engine/projection.h"
-#include "engine/scratch.h"
-#include "engine/thread_pool.h"
+#include "runtime/engine/projection.h"
+#include "runtime/engine/scratch.h"
+#include "runtime/engine/thread_pool.h"
 
 namespace rwkvlite {
 

@@ -2,8 +2,8 @@
 //   v4, v5: x_k, x_r by lerp;  out = sigmoid(R x_r) * core(x_k)
 //   v6:     x_k, x_r by shift; out = sigmoid(R x_r) * core(x_k)
 //   v7:     x_k by shift;      out = core(x_k)  (no receptance)
-#include "engine/kernels.h"
-#include "engine/layer_forward.h"
+#include "runtime/engine/kernels.h"
+#include "runtime/engine/layer_forward.h"
 
 namespace rwkvlite {
 

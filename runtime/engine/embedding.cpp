@@ -1,8 +1,8 @@
-#include "engine/embedding.h"
+#include "runtime/engine/embedding.h"
 
 #include <cstring>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 

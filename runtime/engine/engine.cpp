@@ -1,4 +1,4 @@
-#include "engine/engine.h"
+#include "runtime/engine/engine.h"
 
 #include <algorithm>
 #include <cstring>
@@ -6,10 +6,10 @@
 #include <type_traits>
 #include <variant>
 
-#include "core/error.h"
-#include "engine/build_weights.h"
-#include "engine/kernels.h"
-#include "engine/layer_forward.h"
+#include "runtime/core/error.h"
+#include "runtime/engine/build_weights.h"
+#include "runtime/engine/kernels.h"
+#include "runtime/engine/layer_forward.h"
 
 namespace rwkvlite {
 namespace {

@@ -20,12 +20,12 @@
 #include <cstdint>
 #include <memory>
 
-#include "core/model.h"
-#include "engine/observer.h"
-#include "engine/scratch.h"
-#include "engine/state.h"
-#include "engine/thread_pool.h"
-#include "engine/weights.h"
+#include "runtime/core/model.h"
+#include "runtime/engine/observer.h"
+#include "runtime/engine/scratch.h"
+#include "runtime/engine/state.h"
+#include "runtime/engine/thread_pool.h"
+#include "runtime/engine/weights.h"
 
 namespace rwkvlite {
 

@@ -1,6 +1,6 @@
-#include "engine/head.h"
+#include "runtime/engine/head.h"
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 

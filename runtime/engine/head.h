@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "engine/projection.h"
-#include "engine/thread_pool.h"
+#include "runtime/engine/projection.h"
+#include "runtime/engine/thread_pool.h"
 
 namespace rwkvlite {
 

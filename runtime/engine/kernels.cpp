@@ -1,4 +1,4 @@
-#include "engine/kernels.h"
+#include "runtime/engine/kernels.h"
 
 #include <cstring>
 

@@ -1,9 +1,9 @@
-#include "engine/projection.h"
+#include "runtime/engine/projection.h"
 
 #include <algorithm>
 
-#include "core/error.h"
-#include "engine/kernels.h"
+#include "runtime/core/error.h"
+#include "runtime/engine/kernels.h"
 
 namespace rwkvlite {
 

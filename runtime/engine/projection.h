@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "engine/thread_pool.h"
+#include "runtime/engine/thread_pool.h"
 
 namespace rwkvlite {
 

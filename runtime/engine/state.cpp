@@ -1,9 +1,9 @@
-#include "engine/state.h"
+#include "runtime/engine/state.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 namespace {

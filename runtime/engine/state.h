@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/model.h"
+#include "runtime/core/model.h"
 
 namespace rwkvlite {
 

@@ -1,8 +1,8 @@
-#include "engine/thread_pool.h"
+#include "runtime/engine/thread_pool.h"
 
 #include <algorithm>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 namespace {

@@ -1,8 +1,8 @@
 // RWKV-4 time mix: token-shift lerps, receptance-gated wkv (a decayed, exponentially weighted
 // average of values), output projection.
-#include "engine/kernels.h"
-#include "engine/layer_forward.h"
-#include "engine/wkv.h"
+#include "runtime/engine/kernels.h"
+#include "runtime/engine/layer_forward.h"
+#include "runtime/engine/wkv.h"
 
 namespace rwkvlite {
 

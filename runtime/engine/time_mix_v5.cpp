@@ -1,8 +1,8 @@
 // RWKV-5.1 / 5.2 time mix: token-shift lerps, multi-head matrix-valued wkv with per-channel
 // decay and bonus, per-head group norm, SiLU gate (5.2 only), output projection.
-#include "engine/kernels.h"
-#include "engine/layer_forward.h"
-#include "engine/wkv.h"
+#include "runtime/engine/kernels.h"
+#include "runtime/engine/layer_forward.h"
+#include "runtime/engine/wkv.h"
 
 namespace rwkvlite {
 

@@ -3,9 +3,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/kernels.h"
-#include "engine/layer_forward.h"
-#include "engine/wkv.h"
+#include "runtime/engine/kernels.h"
+#include "runtime/engine/layer_forward.h"
+#include "runtime/engine/wkv.h"
 
 namespace rwkvlite {
 

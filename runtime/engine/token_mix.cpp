@@ -1,5 +1,5 @@
 // Token-shift mixing shared by every version's time mix and channel mix.
-#include "engine/layer_forward.h"
+#include "runtime/engine/layer_forward.h"
 
 namespace rwkvlite {
 

@@ -1,9 +1,9 @@
-#include "engine/weights.h"
+#include "runtime/engine/weights.h"
 
 #include <string>
 #include <type_traits>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 namespace {

@@ -17,11 +17,11 @@
 #include <variant>
 #include <vector>
 
-#include "core/model.h"
-#include "engine/channel_mix.h"
-#include "engine/embedding.h"
-#include "engine/head.h"
-#include "engine/projection.h"
+#include "runtime/core/model.h"
+#include "runtime/engine/channel_mix.h"
+#include "runtime/engine/embedding.h"
+#include "runtime/engine/head.h"
+#include "runtime/engine/projection.h"
 
 namespace rwkvlite {
 

@@ -1,9 +1,9 @@
-#include "engine/wkv.h"
+#include "runtime/engine/wkv.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "engine/kernels.h"
+#include "runtime/engine/kernels.h"
 
 namespace rwkvlite::wkv {
 

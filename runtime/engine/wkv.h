@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "engine/thread_pool.h"
+#include "runtime/engine/thread_pool.h"
 
 namespace rwkvlite::wkv {
 

@@ -1,6 +1,6 @@
-#include "eval/dense_predictor.h"
+#include "runtime/eval/dense_predictor.h"
 
-#include "engine/engine.h"
+#include "runtime/engine/engine.h"
 
 namespace rwkvlite {
 namespace {

@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "core/model.h"
-#include "eval/token_predictor.h"
+#include "runtime/core/model.h"
+#include "runtime/eval/token_predictor.h"
 
 namespace rwkvlite {
 

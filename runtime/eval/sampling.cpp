@@ -1,9 +1,9 @@
-#include "eval/sampling.h"
+#include "runtime/eval/sampling.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 

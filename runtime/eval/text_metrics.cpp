@@ -1,10 +1,10 @@
-#include "eval/text_metrics.h"
+#include "runtime/eval/text_metrics.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "eval/token_predictor.h"
+#include "runtime/eval/token_predictor.h"
 
 namespace rwkvlite {
 

@@ -1,10 +1,10 @@
-#include "eval/text_source.h"
+#include "runtime/eval/text_source.h"
 
 #include <cstdlib>
 
-#include "core/error.h"
-#include "core/file_io.h"
-#include "core/version.h"
+#include "runtime/core/error.h"
+#include "runtime/core/file_io.h"
+#include "runtime/core/version.h"
 
 namespace rwkvlite {
 

@@ -10,10 +10,10 @@
 #include <limits>
 #include <string>
 
-#include "core/error.h"
-#include "core/half.h"
-#include "format/codec.h"
-#include "format/codec_internal.h"
+#include "runtime/core/error.h"
+#include "runtime/core/half.h"
+#include "runtime/format/codec.h"
+#include "runtime/format/codec_internal.h"
 
 namespace rwkvlite::format {
 

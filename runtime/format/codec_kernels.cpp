@@ -10,9 +10,9 @@
 #include <cstdio>
 #include <string>
 
-#include "core/error.h"
-#include "format/codec.h"
-#include "format/codec_internal.h"
+#include "runtime/core/error.h"
+#include "runtime/format/codec.h"
+#include "runtime/format/codec_internal.h"
 
 namespace rwkvlite::format {
 

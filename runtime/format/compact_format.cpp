@@ -1,11 +1,11 @@
-#include "format/compact_format.h"
+#include "runtime/format/compact_format.h"
 
 #include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
 
-#include "format/codec_internal.h"
+#include "runtime/format/codec_internal.h"
 
 namespace rwkvlite::format {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "format/encoding.h"
+#include "runtime/format/encoding.h"
 
 namespace rwkvlite::format {
 

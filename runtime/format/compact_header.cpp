@@ -1,12 +1,12 @@
-#include "format/compact_header.h"
+#include "runtime/format/compact_header.h"
 
 #include <algorithm>
 #include <limits>
 #include <set>
 #include <unordered_set>
 
-#include "core/error.h"
-#include "core/tensor.h"
+#include "runtime/core/error.h"
+#include "runtime/core/tensor.h"
 
 namespace rwkvlite::format {
 

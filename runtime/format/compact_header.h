@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "format/compact_format.h"
+#include "runtime/format/compact_format.h"
 
 namespace rwkvlite::format {
 

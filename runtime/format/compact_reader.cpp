@@ -1,12 +1,12 @@
-#include "format/compact_reader.h"
+#include "runtime/format/compact_reader.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "core/error.h"
-#include "core/file_io.h"
-#include "format/codec.h"
-#include "format/compact_header.h"
+#include "runtime/core/error.h"
+#include "runtime/core/file_io.h"
+#include "runtime/format/codec.h"
+#include "runtime/format/compact_header.h"
 
 namespace rwkvlite::format {
 

@@ -20,8 +20,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/tensor.h"
-#include "format/compact_format.h"
+#include "runtime/core/tensor.h"
+#include "runtime/format/compact_format.h"
 
 namespace rwkvlite {
 class InputFile;

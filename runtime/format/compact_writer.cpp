@@ -1,13 +1,13 @@
-#include "format/compact_writer.h"
+#include "runtime/format/compact_writer.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "core/error.h"
-#include "core/file_io.h"
-#include "core/tensor.h"
-#include "format/codec.h"
-#include "format/compact_header.h"
+#include "runtime/core/error.h"
+#include "runtime/core/file_io.h"
+#include "runtime/core/tensor.h"
+#include "runtime/format/codec.h"
+#include "runtime/format/compact_header.h"
 
 namespace rwkvlite::format {
 

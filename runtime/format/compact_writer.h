@@ -17,7 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "format/compact_format.h"
+#include "runtime/format/compact_format.h"
 
 namespace rwkvlite {
 class AtomicFile;

@@ -1,8 +1,8 @@
-#include "format/encoding.h"
+#include "runtime/format/encoding.h"
 
 #include <array>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite::format {
 

@@ -1,10 +1,10 @@
-#include "format/model_json.h"
+#include "runtime/format/model_json.h"
 
 #include <cmath>
 #include <limits>
 #include <utility>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite::format {
 

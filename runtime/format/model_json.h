@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/model.h"
+#include "runtime/core/model.h"
 
 namespace rwkvlite::format {
 

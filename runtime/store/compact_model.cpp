@@ -1,18 +1,18 @@
-#include "store/compact_model.h"
+#include "runtime/store/compact_model.h"
 
 #include <cmath>
 #include <regex>
 
-#include "core/error.h"
-#include "core/file_io.h"
-#include "engine/build_weights.h"
-#include "engine/embedding.h"
-#include "engine/head.h"
-#include "format/codec.h"
-#include "format/model_json.h"
-#include "store/encoded_projection.h"
-#include "store/row_embedding.h"
-#include "store/two_level_head.h"
+#include "runtime/core/error.h"
+#include "runtime/core/file_io.h"
+#include "runtime/engine/build_weights.h"
+#include "runtime/engine/embedding.h"
+#include "runtime/engine/head.h"
+#include "runtime/format/codec.h"
+#include "runtime/format/model_json.h"
+#include "runtime/store/encoded_projection.h"
+#include "runtime/store/row_embedding.h"
+#include "runtime/store/two_level_head.h"
 
 namespace rwkvlite {
 namespace {

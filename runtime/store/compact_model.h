@@ -16,11 +16,11 @@
 #include <optional>
 #include <string>
 
-#include "engine/engine.h"
-#include "format/compact_reader.h"
-#include "store/neuron_channel_mix.h"
-#include "store/residency.h"
-#include "store/runtime_stats.h"
+#include "runtime/engine/engine.h"
+#include "runtime/format/compact_reader.h"
+#include "runtime/store/neuron_channel_mix.h"
+#include "runtime/store/residency.h"
+#include "runtime/store/runtime_stats.h"
 
 namespace rwkvlite {
 

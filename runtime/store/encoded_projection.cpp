@@ -1,8 +1,8 @@
-#include "store/encoded_projection.h"
+#include "runtime/store/encoded_projection.h"
 
-#include "core/error.h"
-#include "engine/thread_pool.h"
-#include "format/codec.h"
+#include "runtime/core/error.h"
+#include "runtime/engine/thread_pool.h"
+#include "runtime/format/codec.h"
 
 namespace rwkvlite {
 

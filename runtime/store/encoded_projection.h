@@ -6,9 +6,9 @@
 #include <memory>
 #include <vector>
 
-#include "engine/projection.h"
-#include "format/encoding.h"
-#include "store/residency.h"
+#include "runtime/engine/projection.h"
+#include "runtime/format/encoding.h"
+#include "runtime/store/residency.h"
 
 namespace rwkvlite {
 

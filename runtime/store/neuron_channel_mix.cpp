@@ -1,11 +1,11 @@
-#include "store/neuron_channel_mix.h"
+#include "runtime/store/neuron_channel_mix.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "core/error.h"
-#include "engine/kernels.h"
-#include "format/codec.h"
+#include "runtime/core/error.h"
+#include "runtime/engine/kernels.h"
+#include "runtime/format/codec.h"
 
 namespace rwkvlite {
 

@@ -24,10 +24,10 @@
 #include <span>
 #include <vector>
 
-#include "engine/channel_mix.h"
-#include "format/compact_reader.h"
-#include "store/row_cache.h"
-#include "store/runtime_stats.h"
+#include "runtime/engine/channel_mix.h"
+#include "runtime/format/compact_reader.h"
+#include "runtime/store/row_cache.h"
+#include "runtime/store/runtime_stats.h"
 
 namespace rwkvlite {
 

@@ -1,9 +1,9 @@
-#include "store/row_cache.h"
+#include "runtime/store/row_cache.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 

@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "format/compact_reader.h"
-#include "store/residency.h"
+#include "runtime/format/compact_reader.h"
+#include "runtime/store/residency.h"
 
 namespace rwkvlite {
 

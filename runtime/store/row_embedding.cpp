@@ -1,7 +1,7 @@
-#include "store/row_embedding.h"
+#include "runtime/store/row_embedding.h"
 
-#include "core/error.h"
-#include "format/codec.h"
+#include "runtime/core/error.h"
+#include "runtime/format/codec.h"
 
 namespace rwkvlite {
 

@@ -11,10 +11,10 @@
 #include <memory>
 #include <string>
 
-#include "engine/embedding.h"
-#include "format/compact_reader.h"
-#include "store/row_cache.h"
-#include "store/runtime_stats.h"
+#include "runtime/engine/embedding.h"
+#include "runtime/format/compact_reader.h"
+#include "runtime/store/row_cache.h"
+#include "runtime/store/runtime_stats.h"
 
 namespace rwkvlite {
 

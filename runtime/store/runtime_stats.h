@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "store/residency.h"
+#include "runtime/store/residency.h"
 
 namespace rwkvlite {
 

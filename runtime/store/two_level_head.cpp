@@ -1,10 +1,10 @@
-#include "store/two_level_head.h"
+#include "runtime/store/two_level_head.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "core/error.h"
-#include "format/codec.h"
+#include "runtime/core/error.h"
+#include "runtime/format/codec.h"
 
 namespace rwkvlite {
 

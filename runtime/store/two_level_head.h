@@ -21,10 +21,10 @@
 #include <memory>
 #include <vector>
 
-#include "engine/head.h"
-#include "format/compact_reader.h"
-#include "store/row_cache.h"
-#include "store/runtime_stats.h"
+#include "runtime/engine/head.h"
+#include "runtime/format/compact_reader.h"
+#include "runtime/store/row_cache.h"
+#include "runtime/store/runtime_stats.h"
 
 namespace rwkvlite {
 

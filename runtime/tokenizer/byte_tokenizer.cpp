@@ -1,7 +1,7 @@
 // The byte tokenizer of byte-level models: token id i is the byte i, vocabulary 256.
 #include <array>
 
-#include "tokenizer/tokenizer.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace rwkvlite {
 namespace {

@@ -1,7 +1,7 @@
 // What every tokenizer shares: the id range check and decoding by concatenating token bytes.
-#include "tokenizer/tokenizer.h"
+#include "runtime/tokenizer/tokenizer.h"
 
-#include "core/error.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite {
 

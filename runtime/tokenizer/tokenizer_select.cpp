@@ -4,9 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
-#include "core/version.h"
-#include "tokenizer/tokenizer.h"
+#include "runtime/core/error.h"
+#include "runtime/core/version.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace rwkvlite {
 namespace {

@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <utility>
 
-#include "core/error.h"
-#include "tokenizer/tokenizer.h"
+#include "runtime/core/error.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace rwkvlite {
 namespace {

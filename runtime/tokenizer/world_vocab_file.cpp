@@ -10,9 +10,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/error.h"
-#include "core/file_io.h"
-#include "tokenizer/tokenizer.h"
+#include "runtime/core/error.h"
+#include "runtime/core/file_io.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace rwkvlite {
 namespace {

@@ -1,1 +1,0 @@
-// Keeps libraries with no other sources yet valid CMake targets.
