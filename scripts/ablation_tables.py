@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prints the README's ablation tables from bench/results/ablation-*.json, as written by
+"""Prints the ablation tables of docs/results.md from bench/results/ablation-*.json, as written by
 scripts/bench_ablation.sh: one table per model (a row per config, variants such as
 clustered-head-k8 after their config), then a per-layer table for every sparse channel-mix run.
 

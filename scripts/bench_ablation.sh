@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the README's ablation tables: for each model, compresses with each config and runs
+# Reproduces the ablation tables of docs/results.md: for each model, compresses with each config and runs
 # the compact file on the whole held-out range against the dense model.
 #   scripts/bench_ablation.sh [MODEL ...]     (default: the reference model and the tiny models)
 # Results: bench/results/ablation-<model>-<config>.json and a summary table on stdout.
@@ -42,7 +42,7 @@ for model in "${MODELS[@]}"; do
     python3 - "$name" "$cfg$TAG" "$result" <<'PY'
 import json, sys
 sys.path.insert(0, "scripts")
-from ablation_tables import notes_of  # the same sparse FFN / head notes as the README tables
+from ablation_tables import notes_of  # the same sparse FFN / head notes as the docs/results.md tables
 d = json.load(open(sys.argv[3]))
 print(f"| {sys.argv[1]} | {sys.argv[2]} | {d['bits_per_byte']:.4f} | {d['top1_agreement']:.4f} | {d['kl_mean']:.5f} | "
       f"{d['file_bytes']:,} | {d['peak_resident_weight_bytes']:,} | {notes_of(d)} |")

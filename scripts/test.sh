@@ -14,4 +14,4 @@ fi
 echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer, without LibTorch)"
 BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo SANITIZE=ON TORCH=OFF scripts/build.sh
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j "$(nproc)" -LE slow
+  ctest --test-dir build-asan --output-on-failure -j "$(nproc)"

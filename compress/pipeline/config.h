@@ -15,6 +15,9 @@
 //                              # (rwkv.cpp's tiny v6); calibrate on what the model will see
 //
 //   [[pass]]                   # any number of passes, run in the order written
+//   type = "lowrank"           # a pass type of the PassRegistry given to the loader
+//   ...                        # the type's own keys
+//
 // Each pass type's own keys are documented above its Options::read in
 // compress/passes/<type>_pass.h (docs/config.md collects them).
 //
