@@ -8,13 +8,14 @@
 #include "compress/algo/cluster_head_training.h"
 #include "compress/algo/kmeans.h"
 #include "compress/passes/quantize_pass.h"
+#include "runtime/format/layout.h"
 #include "runtime/core/seeded_random.h"
 
 namespace rwkvlite {
 
 namespace {
 
-constexpr const char* kHead = "head.weight";
+constexpr const char* kHead = layout::kHead;
 constexpr int kMaxClusters = 1 << 20;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -91,7 +92,7 @@ ClusterHeadPass::ClusterHeadPass(ClusterHeadOptions options) : options_(std::mov
 
 std::string ClusterHeadPass::source_tensor(const CompressedModel& model) const {
   if (options_.source == "head") return kHead;
-  return model.has("emb.weight") ? "emb.weight" : "emb.folded";
+  return model.has(layout::kEmbedding) ? layout::kEmbedding : layout::kFoldedEmbedding;
 }
 
 void ClusterHeadPass::validate(const CompressedModel& model) const {
@@ -100,7 +101,7 @@ void ClusterHeadPass::validate(const CompressedModel& model) const {
   }
   if (!model.has(kHead)) {
     throw UsageError(std::string("cluster_head: the model has no '") + kHead + "'" +
-                     (model.has("head.clustered") ? " (it is clustered already: is cluster_head listed twice?)" : ""));
+                     (model.has(layout::kClusteredHead) ? " (it is clustered already: is cluster_head listed twice?)" : ""));
   }
   const Tensor& head = model.at(kHead).values;
   if (head.rank() != 2 || head.dim(1) != model.dims.n_embd) {
@@ -199,7 +200,7 @@ std::vector<PassReportRow> ClusterHeadPass::run(PassContext& ctx) {
 
   // 4. Tensors of the contract.
   StoredTensor clustered;
-  clustered.name = "head.clustered";
+  clustered.name = layout::kClusteredHead;
   clustered.values = Tensor({v, d});
   for (int64_t r = 0; r < v; ++r) {
     const float* src = head.values.data.data() + static_cast<size_t>(row_token[static_cast<size_t>(r)]) * d;
@@ -210,12 +211,12 @@ std::vector<PassReportRow> ClusterHeadPass::run(PassContext& ctx) {
   const int64_t head_bytes =
       is_quantize_encoding(head.encoding) ? encoded_tensor_bytes(head.encoding, head.values) : f32_bytes(v * d);
 
-  StoredTensor row_token_t{"head.row_token", int_tensor(row_token), "i32", false};
-  StoredTensor offsets_t{"head.cluster_offsets", int_tensor(offsets), "i32", false};
-  StoredTensor weight_t{"head.cluster_weight",
+  StoredTensor row_token_t{layout::kHeadRowToken, int_tensor(row_token), "i32", false};
+  StoredTensor offsets_t{layout::kHeadClusterOffsets, int_tensor(offsets), "i32", false};
+  StoredTensor weight_t{layout::kHeadClusterWeight,
                         Tensor({k, d}, std::vector<float>(weights.weight.data(), weights.weight.data() + k * d)), "f32",
                         false};
-  StoredTensor bias_t{"head.cluster_bias", Tensor({k}, weights.bias), "f32", false};
+  StoredTensor bias_t{layout::kHeadClusterBias, Tensor({k}, weights.bias), "f32", false};
 
   std::vector<PassReportRow> rows;
   PassReportRow main_row;
@@ -245,15 +246,13 @@ std::vector<PassReportRow> ClusterHeadPass::run(PassContext& ctx) {
   }
 
   model.put(std::move(clustered), kHead);
-  model.put(std::move(row_token_t), "head.clustered");
-  model.put(std::move(offsets_t), "head.row_token");
-  model.put(std::move(weight_t), "head.cluster_offsets");
-  model.put(std::move(bias_t), "head.cluster_weight");
+  model.put(std::move(row_token_t), layout::kClusteredHead);
+  model.put(std::move(offsets_t), layout::kHeadRowToken);
+  model.put(std::move(weight_t), layout::kHeadClusterOffsets);
+  model.put(std::move(bias_t), layout::kHeadClusterWeight);
   model.remove(kHead);
-  model.file_metadata["clustered_head"] = {{"k", k},
-                                           {"p", options_.p},
-                                           {"min_clusters", options_.min_clusters},
-                                           {"max_clusters", options_.max_clusters}};
+  model.file_metadata[layout::ClusteredHeadMeta::kKey] =
+      layout::ClusteredHeadMeta{k, options_.p, options_.min_clusters, options_.max_clusters}.to_json();
 
   rows[0].seconds = seconds_since(t_start);
   for (const PassReportRow& row : rows) {

@@ -5,16 +5,17 @@
 
 #include "runtime/core/error.h"
 #include "runtime/engine/kernels.h"
+#include "runtime/format/layout.h"
 #include "compress/passes/quantize_pass.h"
 
 namespace rwkvlite {
 
 namespace {
 
-constexpr const char* kEmbedding = "emb.weight";
-constexpr const char* kFolded = "emb.folded";
-constexpr const char* kLnWeight = "blocks.0.ln0.weight";
-constexpr const char* kLnBias = "blocks.0.ln0.bias";
+constexpr const char* kEmbedding = layout::kEmbedding;
+constexpr const char* kFolded = layout::kFoldedEmbedding;
+constexpr const char* kLnWeight = layout::kLn0Weight;
+constexpr const char* kLnBias = layout::kLn0Bias;
 
 }  // namespace
 
@@ -81,7 +82,7 @@ std::vector<PassReportRow> FoldEmbeddingPass::run(PassContext& ctx) {
   }
   model.put(std::move(folded), kEmbedding);
   model.remove(kEmbedding);
-  model.file_metadata["embedding_cache_rows"] = options_.cache_rows;
+  model.file_metadata[layout::EmbeddingCacheMeta::kKey] = layout::EmbeddingCacheMeta{options_.cache_rows}.to_json();
   row.extra["cache_rows"] = options_.cache_rows;
   row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (ctx.on_row) ctx.on_row(row);

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "runtime/core/error.h"
+#include "runtime/format/layout.h"
 
 namespace rwkvlite {
 
@@ -29,7 +30,7 @@ Tensor tensor_of(const Eigen::MatrixXf& m) {
 }
 
 std::string base_of(const std::string& weight_name) {
-  return weight_name.substr(0, weight_name.size() - std::string(".weight").size());
+  return layout::matrix_base(weight_name);
 }
 
 
@@ -227,7 +228,7 @@ void LowRankPass::validate(const CompressedModel& model) const {
   }
   for (const auto& n : names) {
     const Tensor& t = model.at(n).values;
-    if (!n.ends_with(".weight")) {
+    if (!layout::is_matrix_weight(n)) {
       throw UsageError("lowrank: target '" + n + "' is not a '<base>.weight' matrix; lowrank factors only those");
     }
     if (t.rank() != 2) {
@@ -430,13 +431,13 @@ std::vector<PassReportRow> LowRankPass::run(PassContext& ctx) {
 
       const std::string base = base_of(job.name);
       StoredTensor a;
-      a.name = base + ".lr_a";
+      a.name = layout::lowrank_a(base);
       a.values = tensor_of(job.factors.a);
       StoredTensor b;
-      b.name = base + ".lr_b";
+      b.name = layout::lowrank_b(base);
       b.values = tensor_of(job.factors.b);
       model.put(std::move(a), job.name);
-      model.put(std::move(b), base + ".lr_a");
+      model.put(std::move(b), layout::lowrank_a(base));
       model.remove(job.name);
     }
     row.extra["whitening"] = job.whitening;

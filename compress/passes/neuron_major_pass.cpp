@@ -3,25 +3,22 @@
 #include <chrono>
 
 #include "runtime/core/error.h"
+#include "runtime/format/layout.h"
 #include "compress/pipeline/compact_export.h"
 
 namespace rwkvlite {
 
-std::string ffn_tensor_name(int64_t layer, const std::string& suffix) {
-  return "blocks." + std::to_string(layer) + ".ffn." + suffix;
-}
-
 const StoredTensor& dense_ffn_matrix(const CompressedModel& model, int64_t layer, const std::string& which,
                                      const std::string& pass) {
-  const std::string name = ffn_tensor_name(layer, which + ".weight");
+  const std::string name = layout::matrix_weight(layout::ffn_tensor_name(layer, which));
   if (!model.has(name)) {
-    if (model.has(ffn_tensor_name(layer, which + ".lr_a"))) {
+    if (model.has(layout::lowrank_a(layout::ffn_tensor_name(layer, which)))) {
       throw UsageError(pass + ": '" + name + "' was low-ranked by an earlier pass; " + pass +
                        " needs the dense channel-mix " + which + " (do not target it with lowrank)");
     }
-    if (which == "value" && model.has(ffn_tensor_name(layer, "value.neurons"))) {
+    if (which == "value" && model.has(layout::ffn_value_neurons(layer))) {
       throw UsageError(pass + ": layer " + std::to_string(layer) + " is already neuron-major (" +
-                       ffn_tensor_name(layer, "value.neurons") + "); give neuron_major once");
+                       layout::ffn_value_neurons(layer) + "); give neuron_major once");
     }
     throw UsageError(pass + ": the model has no '" + name + "'");
   }
@@ -54,8 +51,8 @@ NeuronMajorPass::NeuronMajorPass(NeuronMajorOptions options)
 std::vector<int64_t> NeuronMajorPass::selected_layers(const CompressedModel& model) const {
   std::vector<int64_t> layers;
   for (int64_t l = 0; l < model.dims.n_layer; ++l) {
-    const bool ignored = ignore_.matches(ffn_tensor_name(l, "key.weight")) ||
-                         ignore_.matches(ffn_tensor_name(l, "value.weight"));
+    const bool ignored = ignore_.matches(layout::ffn_key_weight(l)) ||
+                         ignore_.matches(layout::ffn_value_weight(l));
     if (!ignored) layers.push_back(l);
   }
   return layers;
@@ -80,12 +77,12 @@ std::vector<PassReportRow> NeuronMajorPass::run(PassContext& ctx) {
   std::vector<PassReportRow> rows;
   for (int64_t l : selected_layers(ctx.model)) {
     const auto t0 = std::chrono::steady_clock::now();
-    const std::string key_name = ffn_tensor_name(l, "key.weight");
-    const std::string value_name = ffn_tensor_name(l, "value.weight");
+    const std::string key_name = layout::ffn_key_weight(l);
+    const std::string value_name = layout::ffn_value_weight(l);
     const StoredTensor& value = ctx.model.at(value_name);
     const int64_t D = value.values.dim(0), F = value.values.dim(1);
     StoredTensor neurons;
-    neurons.name = ffn_tensor_name(l, "value.neurons");
+    neurons.name = layout::ffn_value_neurons(l);
     neurons.encoding = value.encoding;
     neurons.row_addressable = true;
     neurons.values = Tensor({F, D});

@@ -23,9 +23,6 @@
 
 namespace rwkvlite {
 
-// "blocks.{layer}.ffn.{suffix}": the channel-mix tensor names of docs/compact-format.md §6.
-std::string ffn_tensor_name(int64_t layer, const std::string& suffix);
-
 // The dense channel-mix matrix blocks.{layer}.ffn.{which}.weight (which = key or value) of
 // `model`; UsageError naming `pass` when it is missing or was low-ranked.
 const StoredTensor& dense_ffn_matrix(const CompressedModel& model, int64_t layer, const std::string& which,

@@ -10,6 +10,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/format/encoding.h"
+#include "runtime/format/layout.h"
 #include "compress/passes/neuron_major_pass.h"
 #include "compress/algo/predictor_training.h"
 #include "compress/pipeline/compact_export.h"
@@ -190,7 +191,7 @@ SparsityPredictorPass::SparsityPredictorPass(SparsityPredictorOptions options) :
 std::vector<int64_t> SparsityPredictorPass::selected_layers(const CompressedModel& model) const {
   std::vector<int64_t> layers;
   for (int64_t l = 0; l < model.dims.n_layer; ++l) {
-    if (!ignore_.matches(ffn_tensor_name(l, "key.weight"))) layers.push_back(l);
+    if (!ignore_.matches(layout::ffn_key_weight(l))) layers.push_back(l);
   }
   return layers;
 }
@@ -202,7 +203,7 @@ void SparsityPredictorPass::validate(const CompressedModel& model) const {
   for (int64_t l : layers) {
     const Tensor& key = dense_ffn_matrix(model, l, "key", "sparsity_predictor").values;
     if (key.dim(1) != model.dims.n_embd) {
-      throw UsageError("sparsity_predictor: '" + ffn_tensor_name(l, "key.weight") + "' has shape " +
+      throw UsageError("sparsity_predictor: '" + layout::ffn_key_weight(l) + "' has shape " +
                        shape_to_string(key.shape) + "; expected [F, " + std::to_string(model.dims.n_embd) + "]");
     }
   }
@@ -211,7 +212,7 @@ void SparsityPredictorPass::validate(const CompressedModel& model) const {
 int64_t SparsityPredictorPass::planned_bytes_delta(const CompressedModel& model) const {
   int64_t delta = 0;
   for (int64_t l : selected_layers(model)) {
-    const std::string key = ffn_tensor_name(l, "key.weight");
+    const std::string key = layout::ffn_key_weight(l);
     if (!model.has(key) || model.at(key).values.rank() != 2) continue;
     const int64_t F = model.at(key).values.dim(0), D = model.at(key).values.dim(1);
     delta += encoded_bytes("f32", options_.rank, D) + encoded_bytes("f32", F, options_.rank);
@@ -229,7 +230,7 @@ std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
       calibration->ffn_active_fraction.size() != static_cast<size_t>(model.dims.n_layer)) {
     throw Error("sparsity_predictor: the pipeline provided no channel-mix calibration samples", kExitInternal);
   }
-  if (model.file_metadata.contains("sparse_ffn")) {
+  if (model.file_metadata.contains(layout::SparseFfnMeta::kKey)) {
     throw UsageError("sparsity_predictor: the config has two sparsity_predictor passes; give one");
   }
   const std::vector<int64_t> layers = selected_layers(model);
@@ -247,7 +248,7 @@ std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
   std::vector<PredictorTrainingJob> jobs(layers.size());
   for (size_t i = 0; i < layers.size(); ++i) {
     const int64_t l = layers[i];
-    const Tensor& key_t = model.at(ffn_tensor_name(l, "key.weight")).values;
+    const Tensor& key_t = model.at(layout::ffn_key_weight(l)).values;
     const CalibrationData::Rows& X = calibration->ffn_key_inputs[static_cast<size_t>(l)];
     if (X.rows() != N || X.cols() != key_t.dim(1)) {
       throw Error("sparsity_predictor: calibration samples of layer " + std::to_string(l) + " are " +
@@ -276,12 +277,13 @@ std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
   if (trained.size() != jobs.size()) throw Error("sparsity_predictor: the trainer returned too few predictors", kExitInternal);
 
   // 3. Threshold on the held-out samples, tensors and metadata, in layer order.
-  nlohmann::ordered_json layer_settings = nlohmann::ordered_json::array();
+  layout::SparseFfnMeta sparse_ffn;
+  sparse_ffn.neuron_cache_fraction = options_.neuron_cache_fraction;
   std::vector<PassReportRow> rows;
   for (size_t i = 0; i < layers.size(); ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     const int64_t l = layers[i];
-    const std::string key_name = ffn_tensor_name(l, "key.weight");
+    const std::string key_name = layout::ffn_key_weight(l);
     const Tensor& key_t = model.at(key_name).values;
     const int64_t F = key_t.dim(0), D = key_t.dim(1);
     const ConstMap key(key_t.data.data(), F, D);
@@ -305,17 +307,17 @@ std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
         tune_threshold(scores, sign_scores, labels[i].data() + train_rows * F, k, options_.target_recall);
 
     // Tensors after the layer's other channel-mix tensors: sign, down, up.
-    const std::string prefix = "blocks." + std::to_string(l) + ".ffn.";
+    const std::string prefix = layout::ffn_prefix(l);
     std::string last;
     for (const StoredTensor& t : model.tensors()) {
       if (t.name.rfind(prefix, 0) == 0) last = t.name;
     }
-    StoredTensor down_t{ffn_tensor_name(l, "predictor.down"), p.down, "f32", false};
-    StoredTensor up_t{ffn_tensor_name(l, "predictor.up"), p.up, "f32", false};
+    StoredTensor down_t{layout::ffn_predictor_down(l), p.down, "f32", false};
+    StoredTensor up_t{layout::ffn_predictor_up(l), p.up, "f32", false};
     int64_t bytes = stored_tensor_bytes(down_t) + stored_tensor_bytes(up_t);
     if (k > 0) {  // sign_top_fraction = 0 leaves the 1-bit copy out of the file
       StoredTensor sign;
-      sign.name = ffn_tensor_name(l, "key.sign");
+      sign.name = layout::ffn_key_sign(l);
       sign.values = key_t;
       sign.encoding = "b1";
       bytes += stored_tensor_bytes(sign);
@@ -324,9 +326,9 @@ std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
       last = sign_name;
     }
     model.put(std::move(down_t), last);
-    model.put(std::move(up_t), ffn_tensor_name(l, "predictor.down"));
+    model.put(std::move(up_t), layout::ffn_predictor_down(l));
 
-    layer_settings.push_back({{"layer", l}, {"mlp_threshold", result.threshold}, {"sign_top_k", k}});
+    sparse_ffn.layers.push_back({l, result.threshold, k});
 
     const PredictorQuality& q = result.quality;
     PassReportRow row;
@@ -351,8 +353,7 @@ std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
     if (ctx.on_row) ctx.on_row(row);
     rows.push_back(std::move(row));
   }
-  model.file_metadata["sparse_ffn"] = {{"neuron_cache_fraction", options_.neuron_cache_fraction},
-                                       {"layers", std::move(layer_settings)}};
+  model.file_metadata[layout::SparseFfnMeta::kKey] = sparse_ffn.to_json();
   return rows;
 }
 

@@ -1,12 +1,13 @@
 // The model as compression passes see and change it, before it is written as a compact file.
 //
 // It starts as the canonical dense model (one StoredTensor per canonical tensor, FP32) and each
-// pass replaces, adds or re-encodes tensors. Naming conventions that the runtime relies on:
+// pass replaces, adds or re-encodes tensors. Naming conventions that the runtime relies on
+// (built and tested through runtime/format/layout.h):
 //   <base>.weight                   a dense matrix W [out, in] (base like "blocks.3.att.key")
 //   <base>.lr_a, <base>.lr_b        low-rank factors with W ~= lr_b · lr_a,
 //                                   lr_a [r, in] = sqrt(S_r) V_r^T, lr_b [out, r] = U_r sqrt(S_r)
 // Further passes (sparsity predictors, clustered head, folded embedding) add their own names,
-// documented where they are produced.
+// all in runtime/format/layout.h and docs/compact-format.md section 6.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -6,13 +6,13 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <regex>
 
 #include "converters/model_io.h"
 #include "runtime/core/error.h"
 #include "runtime/core/file_io.h"
 #include "runtime/core/resource_usage.h"
 #include "runtime/core/version.h"
+#include "runtime/format/layout.h"
 #include "runtime/eval/text_source.h"
 #include "runtime/core/progress.h"
 #include "compress/pipeline/calibration.h"
@@ -30,13 +30,6 @@ std::string hex64(uint64_t v) {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Projections whose input statistics calibration records: every time-mix and channel-mix
-// matrix except the channel-mix value (its F-wide input would make the statistics F x F).
-bool calibrated_projection(const std::string& name) {
-  static const std::regex re(R"(blocks\.\d+\.(att\.(receptance|key|value|gate|output)|ffn\.(receptance|key))\.weight)");
-  return std::regex_match(name, re);
 }
 
 std::string mib(int64_t b) {
@@ -90,7 +83,7 @@ int run_compress(const CompressOptions& o, const PassRegistry& passes) {
     int64_t calib = 0;
     if (config.needs_calibration()) {
       for (const auto& [name, t] : model.tensors) {
-        if (calibrated_projection(name)) calib += t.cols() * t.cols() * 8;
+        if (layout::is_calibrated_projection(name)) calib += t.cols() * t.cols() * 8;
       }
       const int64_t samples = std::min(config.calibration.samples, config.calibration.bytes);
       calib += samples * (model.dims.n_layer + 1) * model.dims.n_embd * 4;
@@ -117,7 +110,7 @@ int run_compress(const CompressOptions& o, const PassRegistry& passes) {
     req.threads = o.threads;
     req.max_samples = c.samples;
     for (const auto& [name, t] : model.tensors) {
-      if (calibrated_projection(name)) req.projections.insert(name);
+      if (layout::is_calibrated_projection(name)) req.projections.insert(name);
     }
     spdlog::info("calibration: {} bytes of {} from offset {}", text.size(), text_path, c.offset);
     calibration = run_calibration(model, req);

@@ -86,145 +86,162 @@ class Builder {
   // exp(-exp(w)) rounded once from double: the per-step decay factor in (0, 1).
   static float decay_factor(float w) { return static_cast<float>(std::exp(-std::exp(static_cast<double>(w)))); }
 
+  // One layer: its norms, then the time mix of the architecture, then the channel mix.
   LayerWeights layer(int64_t i) const {
-    const int64_t D = d_.n_embd, F = d_.ffn_size, H = d_.n_head, S = d_.head_size;
-    auto att = [&](const std::string& rest) { return blk(i, "att." + rest); };
-    auto ffn = [&](const std::string& rest) { return blk(i, "ffn." + rest); };
     LayerWeights L;
     L.ln1 = norm(blk(i, "ln1"));
     L.ln2 = norm(blk(i, "ln2"));
-
     switch (m_.arch) {
-      case ArchVersion::V4: {
-        TimeMixV4 a;
-        a.mix_k = vecD(att("time_mix_k"));
-        a.mix_v = vecD(att("time_mix_v"));
-        a.mix_r = vecD(att("time_mix_r"));
-        // The wkv recurrence works with logarithms of the running sums; the per-step decay
-        // factor exp(-exp(w)) enters as its logarithm, -exp(w).
-        a.neg_exp_decay = vecD(att("time_decay"));
-        for (float& v : a.neg_exp_decay) v = static_cast<float>(-std::exp(static_cast<double>(v)));
-        a.first = vecD(att("time_first"));
-        a.receptance = matrix(att("receptance.weight"), D, D);
-        a.key = matrix(att("key.weight"), D, D);
-        a.value = matrix(att("value.weight"), D, D);
-        a.output = matrix(att("output.weight"), D, D);
-        L.att = std::move(a);
-        break;
-      }
+      case ArchVersion::V4: L.att = time_mix_v4(i); break;
       case ArchVersion::V5_1:
-      case ArchVersion::V5_2: {
-        const bool v51 = m_.arch == ArchVersion::V5_1;
-        TimeMixV5 a;
-        a.mix_k = vecD(att("time_mix_k"));
-        a.mix_v = vecD(att("time_mix_v"));
-        a.mix_r = vecD(att("time_mix_r"));
-        a.decay.resize(static_cast<size_t>(D));
-        a.bonus.resize(static_cast<size_t>(D));
-        if (v51) {
-          // One decay and one bonus per head; the bonus is stored as a logarithm u.
-          const std::vector<float> w = vec(att("time_decay"), H), u = vec(att("time_first"), H);
-          for (int64_t h = 0; h < H; ++h) {
-            for (int64_t s = 0; s < S; ++s) {
-              a.decay[h * S + s] = decay_factor(w[h]);
-              a.bonus[h * S + s] = static_cast<float>(std::exp(static_cast<double>(u[h])));
-            }
-          }
-        } else {
-          const std::vector<float> w = vecD(att("time_decay"));
-          for (int64_t c = 0; c < D; ++c) a.decay[c] = decay_factor(w[c]);
-          a.bonus = vecD(att("time_faaaa"));  // already the bonus itself
-          a.mix_g = vecD(att("time_mix_g"));
-          a.gate = matrix(att("gate.weight"), D, D);
-        }
-        a.ln_x = norm(att("ln_x"));
-        a.receptance = matrix(att("receptance.weight"), D, D);
-        a.key = matrix(att("key.weight"), D, D);
-        a.value = matrix(att("value.weight"), D, D);
-        a.output = matrix(att("output.weight"), D, D);
-        L.att = std::move(a);
-        break;
-      }
-      case ArchVersion::V6: {
-        const int64_t Lm = d_.lora_maa, Ld = d_.lora_decay;
-        TimeMixV6 a;
-        a.maa_x = vecD(att("time_maa_x"));
-        a.maa_w = vecD(att("time_maa_w"));
-        a.maa_k = vecD(att("time_maa_k"));
-        a.maa_v = vecD(att("time_maa_v"));
-        a.maa_r = vecD(att("time_maa_r"));
-        a.maa_g = vecD(att("time_maa_g"));
-        a.maa_down = lora(att("time_maa_w1"), 5 * Lm, D);
-        // time_maa_w2 is (5, L, D): slice m maps LoRA lane m back to D channels as h_m @ w2[m].
-        const Tensor& w2 = sized(att("time_maa_w2"), {5, Lm, D});
-        for (int64_t m = 0; m < 5; ++m) {
-          const std::vector<float> slice(w2.data.begin() + m * Lm * D, w2.data.begin() + (m + 1) * Lm * D);
-          a.maa_up[m] = DenseProjection::from_transposed(D, Lm, slice);
-        }
-        // Kept raw: the decay is data-dependent, exp(-exp(base + LoRA(x))), so nothing can be
-        // precomputed beyond the base itself.
-        a.decay_base = vecD(att("time_decay"));
-        a.decay_down = lora(att("time_decay_w1"), Ld, D);
-        a.decay_up = lora(att("time_decay_w2"), D, Ld);
-        a.bonus = vecD(att("time_faaaa"));
-        a.ln_x = norm(att("ln_x"));
-        a.receptance = matrix(att("receptance.weight"), D, D);
-        a.key = matrix(att("key.weight"), D, D);
-        a.value = matrix(att("value.weight"), D, D);
-        a.gate = matrix(att("gate.weight"), D, D);
-        a.output = matrix(att("output.weight"), D, D);
-        L.att = std::move(a);
-        break;
-      }
-      case ArchVersion::V7: {
-        TimeMixV7 a;
-        a.x_r = vecD(att("x_r"));
-        a.x_w = vecD(att("x_w"));
-        a.x_k = vecD(att("x_k"));
-        a.x_v = vecD(att("x_v"));
-        a.x_a = vecD(att("x_a"));
-        a.x_g = vecD(att("x_g"));
-        a.w0 = vecD(att("w0"));
-        a.w_down = lora(att("w1"), d_.lora_w, D);
-        a.w_up = lora(att("w2"), D, d_.lora_w);
-        a.a0 = vecD(att("a0"));
-        a.a_down = lora(att("a1"), d_.lora_a, D);
-        a.a_up = lora(att("a2"), D, d_.lora_a);
-        // Layer 0 defines v_first rather than mixing towards it, so its value LoRA (when a
-        // checkpoint carries one at all) is never used.
-        if (i > 0) {
-          a.v0 = vecD(att("v0"));
-          a.v_down = lora(att("v1"), d_.lora_v, D);
-          a.v_up = lora(att("v2"), D, d_.lora_v);
-        }
-        a.g_down = lora(att("g1"), d_.lora_g, D);
-        a.g_up = lora(att("g2"), D, d_.lora_g);
-        a.k_k = vecD(att("k_k"));
-        a.k_a = vecD(att("k_a"));
-        a.r_k = vecD(att("r_k"));
-        a.ln_x = norm(att("ln_x"));
-        a.receptance = matrix(att("receptance.weight"), D, D);
-        a.key = matrix(att("key.weight"), D, D);
-        a.value = matrix(att("value.weight"), D, D);
-        a.output = matrix(att("output.weight"), D, D);
-        L.att = std::move(a);
-        break;
-      }
+      case ArchVersion::V5_2: L.att = time_mix_v5(i); break;
+      case ArchVersion::V6: L.att = time_mix_v6(i); break;
+      case ArchVersion::V7: L.att = time_mix_v7(i); break;
     }
-
-    if (m_.arch == ArchVersion::V7) {
-      L.ffn.mix_k = vecD(ffn("x_k"));
-    } else if (m_.arch == ArchVersion::V6) {
-      L.ffn.mix_k = vecD(ffn("time_maa_k"));
-      L.ffn.mix_r = vecD(ffn("time_maa_r"));
-    } else {
-      L.ffn.mix_k = vecD(ffn("time_mix_k"));
-      L.ffn.mix_r = vecD(ffn("time_mix_r"));
-    }
-    if (m_.arch != ArchVersion::V7) L.ffn.receptance = matrix(ffn("receptance.weight"), D, D);
-    if (providers_.channel_mix) L.ffn.core = providers_.channel_mix(i);
-    if (!L.ffn.core) L.ffn.core = std::make_unique<ProjectedChannelMix>(matrix(ffn("key.weight"), F, D), matrix(ffn("value.weight"), D, F));
+    L.ffn = channel_mix(i);
     return L;
+  }
+
+  std::string att(int64_t i, const std::string& rest) const { return blk(i, "att." + rest); }
+  std::unique_ptr<Projection> att_matrix(int64_t i, const std::string& which) const {
+    return matrix(att(i, which + ".weight"), d_.n_embd, d_.n_embd);
+  }
+
+  TimeMixV4 time_mix_v4(int64_t i) const {
+    TimeMixV4 a;
+    a.mix_k = vecD(att(i, "time_mix_k"));
+    a.mix_v = vecD(att(i, "time_mix_v"));
+    a.mix_r = vecD(att(i, "time_mix_r"));
+    // The wkv recurrence works with logarithms of the running sums; the per-step decay
+    // factor exp(-exp(w)) enters as its logarithm, -exp(w).
+    a.neg_exp_decay = vecD(att(i, "time_decay"));
+    for (float& v : a.neg_exp_decay) v = static_cast<float>(-std::exp(static_cast<double>(v)));
+    a.first = vecD(att(i, "time_first"));
+    a.receptance = att_matrix(i, "receptance");
+    a.key = att_matrix(i, "key");
+    a.value = att_matrix(i, "value");
+    a.output = att_matrix(i, "output");
+    return a;
+  }
+
+  // v5.1 and v5.2: they differ in how decay and bonus are stored and in v5.2's gate.
+  TimeMixV5 time_mix_v5(int64_t i) const {
+    const int64_t D = d_.n_embd, H = d_.n_head, S = d_.head_size;
+    TimeMixV5 a;
+    a.mix_k = vecD(att(i, "time_mix_k"));
+    a.mix_v = vecD(att(i, "time_mix_v"));
+    a.mix_r = vecD(att(i, "time_mix_r"));
+    a.decay.resize(static_cast<size_t>(D));
+    a.bonus.resize(static_cast<size_t>(D));
+    if (m_.arch == ArchVersion::V5_1) {
+      // One decay and one bonus per head; the bonus is stored as a logarithm u.
+      const std::vector<float> w = vec(att(i, "time_decay"), H), u = vec(att(i, "time_first"), H);
+      for (int64_t h = 0; h < H; ++h) {
+        for (int64_t s = 0; s < S; ++s) {
+          a.decay[h * S + s] = decay_factor(w[h]);
+          a.bonus[h * S + s] = static_cast<float>(std::exp(static_cast<double>(u[h])));
+        }
+      }
+    } else {
+      const std::vector<float> w = vecD(att(i, "time_decay"));
+      for (int64_t c = 0; c < D; ++c) a.decay[c] = decay_factor(w[c]);
+      a.bonus = vecD(att(i, "time_faaaa"));  // already the bonus itself
+      a.mix_g = vecD(att(i, "time_mix_g"));
+      a.gate = att_matrix(i, "gate");
+    }
+    a.ln_x = norm(att(i, "ln_x"));
+    a.receptance = att_matrix(i, "receptance");
+    a.key = att_matrix(i, "key");
+    a.value = att_matrix(i, "value");
+    a.output = att_matrix(i, "output");
+    return a;
+  }
+
+  TimeMixV6 time_mix_v6(int64_t i) const {
+    const int64_t D = d_.n_embd, Lm = d_.lora_maa, Ld = d_.lora_decay;
+    TimeMixV6 a;
+    a.maa_x = vecD(att(i, "time_maa_x"));
+    a.maa_w = vecD(att(i, "time_maa_w"));
+    a.maa_k = vecD(att(i, "time_maa_k"));
+    a.maa_v = vecD(att(i, "time_maa_v"));
+    a.maa_r = vecD(att(i, "time_maa_r"));
+    a.maa_g = vecD(att(i, "time_maa_g"));
+    a.maa_down = lora(att(i, "time_maa_w1"), 5 * Lm, D);
+    // time_maa_w2 is (5, L, D): slice m maps LoRA lane m back to D channels as h_m @ w2[m].
+    const Tensor& w2 = sized(att(i, "time_maa_w2"), {5, Lm, D});
+    for (int64_t m = 0; m < 5; ++m) {
+      const std::vector<float> slice(w2.data.begin() + m * Lm * D, w2.data.begin() + (m + 1) * Lm * D);
+      a.maa_up[m] = DenseProjection::from_transposed(D, Lm, slice);
+    }
+    // Kept raw: the decay is data-dependent, exp(-exp(base + LoRA(x))), so nothing can be
+    // precomputed beyond the base itself.
+    a.decay_base = vecD(att(i, "time_decay"));
+    a.decay_down = lora(att(i, "time_decay_w1"), Ld, D);
+    a.decay_up = lora(att(i, "time_decay_w2"), D, Ld);
+    a.bonus = vecD(att(i, "time_faaaa"));
+    a.ln_x = norm(att(i, "ln_x"));
+    a.receptance = att_matrix(i, "receptance");
+    a.key = att_matrix(i, "key");
+    a.value = att_matrix(i, "value");
+    a.gate = att_matrix(i, "gate");
+    a.output = att_matrix(i, "output");
+    return a;
+  }
+
+  TimeMixV7 time_mix_v7(int64_t i) const {
+    const int64_t D = d_.n_embd;
+    TimeMixV7 a;
+    a.x_r = vecD(att(i, "x_r"));
+    a.x_w = vecD(att(i, "x_w"));
+    a.x_k = vecD(att(i, "x_k"));
+    a.x_v = vecD(att(i, "x_v"));
+    a.x_a = vecD(att(i, "x_a"));
+    a.x_g = vecD(att(i, "x_g"));
+    a.w0 = vecD(att(i, "w0"));
+    a.w_down = lora(att(i, "w1"), d_.lora_w, D);
+    a.w_up = lora(att(i, "w2"), D, d_.lora_w);
+    a.a0 = vecD(att(i, "a0"));
+    a.a_down = lora(att(i, "a1"), d_.lora_a, D);
+    a.a_up = lora(att(i, "a2"), D, d_.lora_a);
+    // Layer 0 defines v_first rather than mixing towards it, so its value LoRA (when a
+    // checkpoint carries one at all) is never used.
+    if (i > 0) {
+      a.v0 = vecD(att(i, "v0"));
+      a.v_down = lora(att(i, "v1"), d_.lora_v, D);
+      a.v_up = lora(att(i, "v2"), D, d_.lora_v);
+    }
+    a.g_down = lora(att(i, "g1"), d_.lora_g, D);
+    a.g_up = lora(att(i, "g2"), D, d_.lora_g);
+    a.k_k = vecD(att(i, "k_k"));
+    a.k_a = vecD(att(i, "k_a"));
+    a.r_k = vecD(att(i, "r_k"));
+    a.ln_x = norm(att(i, "ln_x"));
+    a.receptance = att_matrix(i, "receptance");
+    a.key = att_matrix(i, "key");
+    a.value = att_matrix(i, "value");
+    a.output = att_matrix(i, "output");
+    return a;
+  }
+
+  // The channel mix: its token-shift mixes (named per architecture), the receptance (none in
+  // v7) and the key/value core, which a provider may supply (a sparse channel mix).
+  ChannelMixWeights channel_mix(int64_t i) const {
+    const int64_t D = d_.n_embd, F = d_.ffn_size;
+    auto ffn = [&](const std::string& rest) { return blk(i, "ffn." + rest); };
+    ChannelMixWeights c;
+    if (m_.arch == ArchVersion::V7) {
+      c.mix_k = vecD(ffn("x_k"));
+    } else if (m_.arch == ArchVersion::V6) {
+      c.mix_k = vecD(ffn("time_maa_k"));
+      c.mix_r = vecD(ffn("time_maa_r"));
+    } else {
+      c.mix_k = vecD(ffn("time_mix_k"));
+      c.mix_r = vecD(ffn("time_mix_r"));
+    }
+    if (m_.arch != ArchVersion::V7) c.receptance = matrix(ffn("receptance.weight"), D, D);
+    if (providers_.channel_mix) c.core = providers_.channel_mix(i);
+    if (!c.core) c.core = std::make_unique<ProjectedChannelMix>(matrix(ffn("key.weight"), F, D), matrix(ffn("value.weight"), D, F));
+    return c;
   }
 };
 

@@ -4,11 +4,12 @@
 // and with one of its parts (ffn, head, embedding, other).
 //
 // Parts the file stores in the runtime's row-addressable forms (docs/compact-format.md,
-// section 6) are read on demand instead of loaded:
-//   blocks.{i}.ffn.value.neurons (+ predictor)  -> NeuronChannelMix (sparse channel mix)
-//   head.clustered and its tables                -> TwoLevelHead
-//   emb.folded, or an embedding cache size        -> RowEmbedding
-// Files without them load exactly as before.
+// section 6; names and metadata in runtime/format/layout.h) are read on demand instead of
+// loaded, each built by the provider next to its class:
+//   blocks.{i}.ffn.value.neurons (+ predictor)  -> NeuronChannelMix (make_sparse_ffn_provider)
+//   head.clustered and its tables                -> TwoLevelHead (make_two_level_head_provider)
+//   emb.folded, or an embedding cache size        -> RowEmbedding (make_embedding_provider)
+// Files without them load exactly as before; the matrices come from make_projection_provider.
 #pragma once
 
 #include <cstdint>

@@ -3,8 +3,19 @@
 #include "runtime/core/error.h"
 #include "runtime/engine/thread_pool.h"
 #include "runtime/format/codec.h"
+#include "runtime/format/layout.h"
 
 namespace rwkvlite {
+namespace {
+
+// The residency part a provided matrix belongs to.
+std::shared_ptr<ResidencyCounter> part_counter(const ResidencyByPart& parts, const std::string& name) {
+  if (layout::is_head_tensor(name)) return parts.head;
+  if (layout::is_channel_mix_matrix(name)) return parts.ffn;
+  return parts.other;
+}
+
+}  // namespace
 
 EncodedProjection::EncodedProjection(int64_t rows, int64_t cols, format::EncodingSpec encoding,
                                      std::vector<uint8_t> bytes, std::shared_ptr<ResidencyCounter> counter)
@@ -44,6 +55,34 @@ void LowRankProjection::apply(const float* x, float* y, ThreadPool& pool) const 
   mid.resize(static_cast<size_t>(a_->rows()));
   a_->apply(x, mid.data(), pool);
   b_->apply(mid.data(), y, pool);
+}
+
+std::unique_ptr<Projection> read_encoded_projection(const format::CompactFile& file, const std::string& name,
+                                                    int64_t rows, int64_t cols,
+                                                    std::shared_ptr<ResidencyCounter> counter) {
+  const format::TensorInfo& t = file.tensor(name);
+  if (t.rows != rows || t.cols != cols) {
+    throw InputError("'" + name + "' is stored as " + std::to_string(t.rows) + " x " + std::to_string(t.cols) +
+                     ", the model needs " + std::to_string(rows) + " x " + std::to_string(cols));
+  }
+  return std::make_unique<EncodedProjection>(rows, cols, t.encoding, file.read_tensor(name), std::move(counter));
+}
+
+std::function<std::unique_ptr<Projection>(const std::string& name, int64_t rows, int64_t cols)>
+make_projection_provider(std::shared_ptr<const format::CompactFile> file, const ResidencyByPart& parts) {
+  return [file, parts](const std::string& name, int64_t rows, int64_t cols) -> std::unique_ptr<Projection> {
+    auto encoded = [&](const std::string& tensor, int64_t r, int64_t c) {
+      return read_encoded_projection(*file, tensor, r, c, part_counter(parts, tensor));
+    };
+    const std::string base = layout::matrix_base(name);
+    if (file->find(layout::lowrank_a(base))) {
+      const format::TensorInfo& a = file->tensor(layout::lowrank_a(base));
+      return std::make_unique<LowRankProjection>(encoded(layout::lowrank_a(base), a.rows, cols),
+                                                 encoded(layout::lowrank_b(base), rows, a.rows));
+    }
+    if (!file->find(name)) throw InputError("'" + file->path() + "' has neither '" + name + "' nor its low-rank factors");
+    return encoded(name, rows, cols);
+  };
 }
 
 }  // namespace rwkvlite

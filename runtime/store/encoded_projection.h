@@ -1,14 +1,19 @@
 // Projections over compact-file encodings: a matrix kept in its stored encoding (f32, f16,
 // bf16, i8, i4gG) and multiplied row by row with the format's fused dot kernels, never
-// dequantized as a whole; and a low-rank product of two such projections.
+// dequantized as a whole; and a low-rank product of two such projections. Also the matrix
+// provider that load_compact_engine gives the weight builder.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "runtime/engine/projection.h"
+#include "runtime/format/compact_reader.h"
 #include "runtime/format/encoding.h"
 #include "runtime/store/residency.h"
+#include "runtime/store/runtime_stats.h"
 
 namespace rwkvlite {
 
@@ -43,5 +48,18 @@ class LowRankProjection final : public Projection {
  private:
   std::unique_ptr<Projection> a_, b_;
 };
+
+// Tensor `name` of `file` as an EncodedProjection, its bytes registered with `counter`;
+// InputError unless it is stored as rows x cols.
+std::unique_ptr<Projection> read_encoded_projection(const format::CompactFile& file, const std::string& name,
+                                                    int64_t rows, int64_t cols,
+                                                    std::shared_ptr<ResidencyCounter> counter);
+
+// The matrix provider of a compact file (WeightProviders::matrix, engine/build_weights.h):
+// <base>.weight, or LowRankProjection of <base>.lr_a and <base>.lr_b when the file has them,
+// kept encoded. Bytes count towards parts.head for head.*, parts.ffn for the channel-mix key
+// and value, else parts.other. InputError when the file has neither form or a shape differs.
+std::function<std::unique_ptr<Projection>(const std::string& name, int64_t rows, int64_t cols)>
+make_projection_provider(std::shared_ptr<const format::CompactFile> file, const ResidencyByPart& parts);
 
 }  // namespace rwkvlite

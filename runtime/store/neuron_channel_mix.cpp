@@ -1,11 +1,14 @@
 #include "runtime/store/neuron_channel_mix.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "runtime/core/error.h"
 #include "runtime/engine/kernels.h"
 #include "runtime/format/codec.h"
+#include "runtime/format/layout.h"
+#include "runtime/store/encoded_projection.h"
 
 namespace rwkvlite {
 
@@ -157,6 +160,85 @@ void NeuronChannelMix::apply(const float* x_k, int64_t n, float* out, float* key
                                      cache_->read_log()});
     }
   }
+}
+
+namespace {
+
+// The cache fraction the runtime uses: the override, else the file's, else 1.
+double checked_cache_fraction(const std::optional<double>& override_fraction,
+                              const std::optional<layout::SparseFfnMeta>& meta, const std::string& where) {
+  const std::optional<double> from_file = meta ? meta->neuron_cache_fraction : std::nullopt;
+  const double fraction = override_fraction.value_or(from_file.value_or(1.0));
+  if (!(fraction > 0.0 && fraction <= 1.0)) {
+    const std::string msg = "neuron cache fraction must be in (0, 1], got " + std::to_string(fraction);
+    if (override_fraction) throw UsageError(msg);
+    throw InputError(where + ": metadata " + msg);
+  }
+  return fraction;
+}
+
+// The layer's predictor: the MLP when predictor.down/up are stored, the 1-bit key when
+// key.sign is, each with its setting from the layer's sparse_ffn entry.
+NeuronPredictor read_predictor(const format::CompactFile& file, int64_t layer, int64_t f, int64_t d,
+                               const layout::SparseFfnLayerMeta* settings, const std::string& lw,
+                               const std::shared_ptr<ResidencyCounter>& counter) {
+  NeuronPredictor predictor;
+  const std::string down_name = layout::ffn_predictor_down(layer), up_name = layout::ffn_predictor_up(layer);
+  const bool has_down = file.find(down_name), has_up = file.find(up_name);
+  if (has_down != has_up) throw InputError(lw + ": the predictor needs both 'predictor.down' and 'predictor.up'");
+  if (has_down) {
+    const format::TensorInfo& down = file.tensor(down_name);
+    predictor.down = read_encoded_projection(file, down_name, down.rows, d, counter);
+    predictor.up = read_encoded_projection(file, up_name, f, down.rows, counter);
+    if (!settings || !settings->mlp_threshold) {
+      throw InputError(lw + ": metadata sparse_ffn.layers has no 'mlp_threshold' for the MLP predictor");
+    }
+    predictor.mlp_threshold = static_cast<float>(*settings->mlp_threshold);
+  }
+  const std::string sign_name = layout::ffn_key_sign(layer);
+  if (file.find(sign_name)) {
+    predictor.sign = read_encoded_projection(file, sign_name, f, d, counter);
+    if (!settings || !settings->sign_top_k) {
+      throw InputError(lw + ": metadata sparse_ffn.layers has no 'sign_top_k' for the 1-bit predictor");
+    }
+    predictor.sign_top_k = *settings->sign_top_k;
+  }
+  return predictor;
+}
+
+}  // namespace
+
+std::function<std::unique_ptr<ChannelMix>(int64_t layer)> make_sparse_ffn_provider(
+    std::shared_ptr<const format::CompactFile> file, SparseFfnRuntimeOptions options,
+    std::shared_ptr<RuntimeStats> stats) {
+  const std::string where = "'" + file->path() + "'";
+  std::optional<layout::SparseFfnMeta> meta = layout::SparseFfnMeta::from_json(file->metadata(), where);
+  const double cache_fraction = checked_cache_fraction(options.neuron_cache_fraction, meta, where);
+  return [file, options = std::move(options), stats, meta = std::move(meta), cache_fraction,
+          where](int64_t layer) -> std::unique_ptr<ChannelMix> {
+    const std::string key_name = layout::ffn_key_weight(layer), value_name = layout::ffn_value_neurons(layer);
+    if (!file->find(value_name)) return nullptr;
+    if (!file->find(key_name)) {
+      throw InputError(where + " has '" + value_name + "' but no row-addressable '" + key_name + "'");
+    }
+    const int64_t f = file->tensor(key_name).rows, d = file->tensor(key_name).cols;
+    auto layer_counter = std::make_shared<ResidencyCounter>(stats->residency.ffn);
+    const std::string lw = where + " layer " + std::to_string(layer);
+    NeuronPredictor predictor =
+        read_predictor(*file, layer, f, d, meta ? meta->layer(layer) : nullptr, lw, layer_counter);
+    NeuronChannelMixOptions o;
+    o.layer = layer;
+    // A layer without a predictor computes every neuron on every token, so unless the user asks
+    // for less, its cache holds all of them (a smaller one would only re-read rows each token).
+    const double fraction = predictor.empty() && !options.neuron_cache_fraction ? 1.0 : cache_fraction;
+    o.cache_rows = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(fraction * static_cast<double>(f))));
+    o.audit = options.audit;
+    o.trace = options.trace;
+    auto layer_stats = std::make_shared<SparseFfnLayerStats>();
+    stats->ffn_layers.push_back(layer_stats);
+    return std::make_unique<NeuronChannelMix>(file, key_name, value_name, std::move(predictor), std::move(o),
+                                              layer_counter, layer_stats);
+  };
 }
 
 }  // namespace rwkvlite

@@ -16,11 +16,14 @@
 // to measure the predictor's recall and the true sparsity on the runtime's own inputs. That
 // copy is deliberately NOT registered as resident weight memory and is not read through the
 // counted cache: it is a measuring instrument, not part of the runtime.
+//
+// make_sparse_ffn_provider is how load_compact_engine builds one for every neuron-major layer.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -88,5 +91,22 @@ class NeuronChannelMix final : public ChannelMix {
   mutable std::vector<uint8_t> chosen_;
   mutable std::vector<int64_t> order_;
 };
+
+// The runtime's settings of the sparse channel mix (RuntimeOptions, store/compact_model.h).
+struct SparseFfnRuntimeOptions {
+  std::optional<double> neuron_cache_fraction;  // overrides metadata sparse_ffn.neuron_cache_fraction
+  bool audit = false;
+  NeuronSelectionTrace trace;
+};
+
+// The channel-mix provider of a compact file (WeightProviders::channel_mix): a NeuronChannelMix
+// for every layer stored neuron-major (blocks.{i}.ffn.value.neurons), with the predictor
+// tensors the layer has and its settings from metadata "sparse_ffn" (runtime/format/layout.h);
+// null for other layers, which load densely. Registers each layer's stats in `stats` and its
+// bytes under stats->residency.ffn. Checks the metadata and the cache fraction now (UsageError
+// for a bad override, InputError for a bad file) and a layer's tensors when it is built.
+std::function<std::unique_ptr<ChannelMix>(int64_t layer)> make_sparse_ffn_provider(
+    std::shared_ptr<const format::CompactFile> file, SparseFfnRuntimeOptions options,
+    std::shared_ptr<RuntimeStats> stats);
 
 }  // namespace rwkvlite

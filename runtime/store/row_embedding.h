@@ -4,11 +4,14 @@
 // Reads `emb.folded` (rows with blocks.0.ln0 already applied; includes_ln0() is then true and
 // the engine skips ln0) or `emb.weight`. load_compact_engine uses it for every folded file and
 // for unfolded files when a cache size is set (metadata `embedding_cache_rows` or the
-// --embedding-cache-rows override); otherwise the whole table stays resident as before.
+// --embedding-cache-rows override); otherwise the whole table stays resident as before
+// (make_embedding_provider makes that choice).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "runtime/engine/embedding.h"
@@ -20,7 +23,7 @@ namespace rwkvlite {
 
 class RowEmbedding final : public Embedding {
  public:
-  // `tensor`: "emb.folded" or "emb.weight", [V, D]. cache_rows >= 1 (clamped to V).
+  // `tensor`: emb.folded or emb.weight (layout::kFoldedEmbedding, kEmbedding), [V, D]. cache_rows >= 1 (clamped to V).
   RowEmbedding(std::shared_ptr<const format::CompactFile> file, const std::string& tensor, int64_t cache_rows,
                std::shared_ptr<ResidencyCounter> counter, std::shared_ptr<RowEmbeddingStats> stats);
 
@@ -37,5 +40,14 @@ class RowEmbedding final : public Embedding {
   std::unique_ptr<RowCache> cache_;  // mutable state behind a const interface
   std::shared_ptr<RowEmbeddingStats> stats_;
 };
+
+// The embedding provider of a compact file (WeightProviders::embedding): a RowEmbedding of
+// emb.folded, or of emb.weight when a cache size is set (`cache_rows`, else metadata
+// "embedding_cache_rows"), its stats in stats->embedding; else the whole emb.weight resident in
+// its stored encoding. Bytes count under stats->residency.embedding. Checks the cache size now:
+// UsageError for `cache_rows` below 1, InputError for a bad metadata value.
+std::function<std::unique_ptr<Embedding>()> make_embedding_provider(std::shared_ptr<const format::CompactFile> file,
+                                                                    std::optional<int64_t> cache_rows,
+                                                                    std::shared_ptr<RuntimeStats> stats);
 
 }  // namespace rwkvlite

@@ -5,6 +5,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/format/codec.h"
+#include "runtime/format/layout.h"
 
 namespace rwkvlite {
 
@@ -12,13 +13,13 @@ TwoLevelHead::TwoLevelHead(std::shared_ptr<const format::CompactFile> file, TwoL
                            std::shared_ptr<ResidencyCounter> counter, std::shared_ptr<ClusteredHeadStats> stats)
     : options_(options), stats_(std::move(stats)) {
   const std::string where = "'" + file->path() + "': ";
-  const format::TensorInfo& rows = file->tensor("head.clustered");
+  const format::TensorInfo& rows = file->tensor(layout::kClusteredHead);
   if (rows.shape.size() != 2) throw InputError(where + "'head.clustered' must be [V, D]");
   v_ = rows.rows;
   d_ = rows.cols;
   row_enc_ = rows.encoding;
 
-  row_token_ = file->read_i32_tensor("head.row_token");
+  row_token_ = file->read_i32_tensor(layout::kHeadRowToken);
   if (static_cast<int64_t>(row_token_.size()) != v_) {
     throw InputError(where + "'head.row_token' has " + std::to_string(row_token_.size()) + " entries, expected " +
                      std::to_string(v_));
@@ -32,7 +33,7 @@ TwoLevelHead::TwoLevelHead(std::shared_ptr<const format::CompactFile> file, TwoL
     seen[static_cast<size_t>(t)] = 1;
   }
 
-  offsets_ = file->read_i32_tensor("head.cluster_offsets");
+  offsets_ = file->read_i32_tensor(layout::kHeadClusterOffsets);
   if (offsets_.size() < 2 || offsets_.front() != 0 || offsets_.back() != v_) {
     throw InputError(where + "'head.cluster_offsets' must start at 0 and end at " + std::to_string(v_));
   }
@@ -43,14 +44,14 @@ TwoLevelHead::TwoLevelHead(std::shared_ptr<const format::CompactFile> file, TwoL
   }
   k_ = static_cast<int64_t>(offsets_.size()) - 1;
 
-  const format::TensorInfo& cw = file->tensor("head.cluster_weight");
+  const format::TensorInfo& cw = file->tensor(layout::kHeadClusterWeight);
   if (cw.rows != k_ || cw.cols != d_) {
     throw InputError(where + "'head.cluster_weight' must be [" + std::to_string(k_) + ", " + std::to_string(d_) + "]");
   }
   cluster_enc_ = cw.encoding;
   cluster_row_bytes_ = static_cast<size_t>(cw.row_bytes);
-  cluster_weight_ = file->read_tensor("head.cluster_weight");
-  const Tensor bias = file->decode_tensor("head.cluster_bias");
+  cluster_weight_ = file->read_tensor(layout::kHeadClusterWeight);
+  const Tensor bias = file->decode_tensor(layout::kHeadClusterBias);
   if (bias.numel() != k_) {
     throw InputError(where + "'head.cluster_bias' has " + std::to_string(bias.numel()) + " values, expected " +
                      std::to_string(k_));
@@ -71,7 +72,7 @@ TwoLevelHead::TwoLevelHead(std::shared_ptr<const format::CompactFile> file, TwoL
   const int64_t table_bytes = static_cast<int64_t>((row_token_.size() + offsets_.size() + cluster_bias_.size()) * 4 +
                                                    cluster_weight_.size());
   tables_resident_ = ResidentBytes(counter, table_bytes);
-  cache_ = std::make_unique<RowCache>(file, std::vector<std::string>{"head.clustered"},
+  cache_ = std::make_unique<RowCache>(file, std::vector<std::string>{layout::kClusteredHead},
                                       options_.cache_rows > 0 ? options_.cache_rows : v_, counter);
   stats_->clusters = k_;
   stats_->cache_rows = cache_->capacity();
@@ -153,6 +154,25 @@ void TwoLevelHead::apply(const float* x, float* logits, ThreadPool&) const {
   stats_->clusters_kept += static_cast<int64_t>(kept_.size());
   stats_->rows_scored += scored;
   stats_->rows_read += cache_->counters().rows_read - before.rows_read;
+}
+
+std::function<std::unique_ptr<Head>()> make_two_level_head_provider(std::shared_ptr<const format::CompactFile> file,
+                                                                    const TwoLevelHeadRuntimeOptions& options,
+                                                                    std::shared_ptr<RuntimeStats> stats) {
+  if (!file->find(layout::kClusteredHead)) return {};
+  const std::optional<layout::ClusteredHeadMeta> meta =
+      layout::ClusteredHeadMeta::from_json(file->metadata(), "'" + file->path() + "'");
+  const layout::ClusteredHeadMeta settings = meta.value_or(layout::ClusteredHeadMeta{});
+  TwoLevelHeadOptions o;
+  o.p = options.p.value_or(settings.p.value_or(o.p));
+  o.min_clusters = options.min_clusters.value_or(settings.min_clusters.value_or(o.min_clusters));
+  o.max_clusters = options.max_clusters.value_or(settings.max_clusters.value_or(o.max_clusters));
+  if (options.cache_rows && *options.cache_rows < 1) throw UsageError("head cache rows must be at least 1");
+  o.cache_rows = options.cache_rows.value_or(0);
+  return [file, o, stats]() -> std::unique_ptr<Head> {
+    stats->head = std::make_shared<ClusteredHeadStats>();
+    return std::make_unique<TwoLevelHead>(file, o, stats->residency.head, stats->head);
+  };
 }
 
 }  // namespace rwkvlite

@@ -14,11 +14,15 @@
 //
 // Tensors (docs/compact-format.md, section 6): head.clustered [V, D] (row-addressable),
 // head.row_token i32 [V], head.cluster_offsets i32 [K+1], head.cluster_weight [K, D],
-// head.cluster_bias [K].
+// head.cluster_bias [K] (names in runtime/format/layout.h).
+//
+// make_two_level_head_provider is how load_compact_engine builds one for a clustered file.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "runtime/engine/head.h"
@@ -65,5 +69,22 @@ class TwoLevelHead final : public Head {
   mutable std::vector<double> cluster_logit_;
   mutable std::vector<uint8_t> is_kept_;
 };
+
+// The runtime's settings of the two-level head (RuntimeOptions, store/compact_model.h); each
+// overrides the file's metadata "clustered_head", whose unset values take the defaults of
+// TwoLevelHeadOptions.
+struct TwoLevelHeadRuntimeOptions {
+  std::optional<double> p;
+  std::optional<int64_t> min_clusters, max_clusters;
+  std::optional<int64_t> cache_rows;  // >= 1
+};
+
+// The head provider of a compact file (WeightProviders::head): a TwoLevelHead when the file has
+// head.clustered, its stats in stats->head and its bytes under stats->residency.head; an empty
+// function otherwise (the head then loads as a projection). Checks the metadata now
+// (InputError) and a cache_rows override below 1 (UsageError).
+std::function<std::unique_ptr<Head>()> make_two_level_head_provider(std::shared_ptr<const format::CompactFile> file,
+                                                                    const TwoLevelHeadRuntimeOptions& options,
+                                                                    std::shared_ptr<RuntimeStats> stats);
 
 }  // namespace rwkvlite

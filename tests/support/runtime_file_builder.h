@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "runtime/eval/text_source.h"
 #include "runtime/format/codec.h"
 #include "runtime/format/compact_writer.h"
+#include "runtime/format/layout.h"
 #include "runtime/format/model_json.h"
 #include "tests/support/test_support.h"
 
@@ -70,16 +72,16 @@ inline std::string write_runtime_file(const Model& m, const RuntimeFileSpec& spe
     w.add_tensor(n, Encoding::F32, {}, shape, data, rows ? kChecksumEveryRow : kChecksumDefaultBlocks);
   };
   for (const auto& [n, t] : m.tensors) {
-    if (spec.folded_embedding && (n == "blocks.0.ln0.weight" || n == "blocks.0.ln0.bias")) continue;
-    if (n == "emb.weight" && spec.folded_embedding) {
+    if (spec.folded_embedding && (n == layout::kLn0Weight || n == layout::kLn0Bias)) continue;
+    if (n == layout::kEmbedding && spec.folded_embedding) {
       std::vector<float> folded(t.data.size());
-      const Tensor& lw = m.tensors.at("blocks.0.ln0.weight");
-      const Tensor& lb = m.tensors.at("blocks.0.ln0.bias");
+      const Tensor& lw = m.tensors.at(layout::kLn0Weight);
+      const Tensor& lb = m.tensors.at(layout::kLn0Bias);
       kernels::layer_norm_rows(t.data.data(), V, D, lw.data.data(), lb.data.data(), kernels::kLayerNormEps, folded.data());
-      add_f32("emb.folded", {V, D}, folded.data(), true);
+      add_f32(layout::kFoldedEmbedding, {V, D}, folded.data(), true);
       continue;
     }
-    if (n == "head.weight" && spec.clustered_head) {
+    if (n == layout::kHead && spec.clustered_head) {
       const int64_t K = spec.head_clusters;
       std::vector<float> rows;
       std::vector<int32_t> row_token, offsets{0};
@@ -97,45 +99,45 @@ inline std::string write_runtime_file(const Model& m, const RuntimeFileSpec& spe
         cb[static_cast<size_t>(c)] = std::log(static_cast<float>(size));
         offsets.push_back(static_cast<int32_t>(row_token.size()));
       }
-      add_f32("head.clustered", {V, D}, rows.data(), true);
+      add_f32(layout::kClusteredHead, {V, D}, rows.data(), true);
       const auto rt = encode_rows_i32(row_token.data(), 1, V);
-      w.add_tensor("head.row_token", parse_encoding("i32"), {V}, rt.data(), rt.size(), kChecksumDefaultBlocks);
+      w.add_tensor(layout::kHeadRowToken, parse_encoding("i32"), {V}, rt.data(), rt.size(), kChecksumDefaultBlocks);
       const auto off = encode_rows_i32(offsets.data(), 1, K + 1);
-      w.add_tensor("head.cluster_offsets", parse_encoding("i32"), {K + 1}, off.data(), off.size(), kChecksumDefaultBlocks);
-      add_f32("head.cluster_weight", {K, D}, cw.data(), false);
-      add_f32("head.cluster_bias", {K}, cb.data(), false);
+      w.add_tensor(layout::kHeadClusterOffsets, parse_encoding("i32"), {K + 1}, off.data(), off.size(), kChecksumDefaultBlocks);
+      add_f32(layout::kHeadClusterWeight, {K, D}, cw.data(), false);
+      add_f32(layout::kHeadClusterBias, {K}, cb.data(), false);
       continue;
     }
-    const bool ffn_key = n.ends_with(".ffn.key.weight"), ffn_value = n.ends_with(".ffn.value.weight");
+    const std::optional<int64_t> layer = layout::layer_index(n);
+    const bool ffn_key = layer && n == layout::ffn_key_weight(*layer);
+    const bool ffn_value = layer && n == layout::ffn_value_weight(*layer);
     if (spec.neuron_major && ffn_value) {
       std::vector<float> neurons(static_cast<size_t>(F * D));
       for (int64_t i = 0; i < D; ++i) {
         for (int64_t j = 0; j < F; ++j) neurons[static_cast<size_t>(j * D + i)] = t.data[static_cast<size_t>(i * F + j)];
       }
-      add_f32(n.substr(0, n.size() - std::string("value.weight").size()) + "value.neurons", {F, D}, neurons.data(), true);
+      add_f32(layout::ffn_value_neurons(*layer), {F, D}, neurons.data(), true);
       continue;
     }
     add_f32(n, t.shape, t.data.data(), spec.neuron_major && ffn_key);
     if (spec.neuron_major && ffn_key) {
-      const std::string base = n.substr(0, n.size() - std::string("key.weight").size());
-      const int64_t layer = std::stoll(n.substr(std::string("blocks.").size()));
-      nlohmann::json settings = {{"layer", layer}};
+      layout::SparseFfnLayerMeta settings{*layer, std::nullopt, std::nullopt};
       if (spec.mlp_predictor) {
-        const TestPredictor p = test_predictor(m.dims, layer, spec.mlp_rank);
-        add_f32(base + "predictor.down", {p.rank, D}, p.down.data(), false);
-        add_f32(base + "predictor.up", {F, p.rank}, p.up.data(), false);
-        settings["mlp_threshold"] = spec.mlp_threshold;
+        const TestPredictor p = test_predictor(m.dims, *layer, spec.mlp_rank);
+        add_f32(layout::ffn_predictor_down(*layer), {p.rank, D}, p.down.data(), false);
+        add_f32(layout::ffn_predictor_up(*layer), {F, p.rank}, p.up.data(), false);
+        settings.mlp_threshold = spec.mlp_threshold;
       }
       if (spec.sign_predictor) {
-        w.add_tensor(base + "key.sign", Encoding::B1, {}, {F, D}, t.data.data(), kChecksumDefaultBlocks);
-        settings["sign_top_k"] = spec.sign_top_k;
+        w.add_tensor(layout::ffn_key_sign(*layer), Encoding::B1, {}, {F, D}, t.data.data(), kChecksumDefaultBlocks);
+        settings.sign_top_k = spec.sign_top_k;
       }
-      layers.push_back(settings);
+      layers.push_back(nlohmann::json::parse(settings.to_json().dump()));
     }
   }
   if (spec.neuron_major) {
-    if (!meta.contains("sparse_ffn")) meta["sparse_ffn"] = nlohmann::json::object();
-    meta["sparse_ffn"]["layers"] = layers;
+    if (!meta.contains(layout::SparseFfnMeta::kKey)) meta[layout::SparseFfnMeta::kKey] = nlohmann::json::object();
+    meta[layout::SparseFfnMeta::kKey]["layers"] = layers;
   }
   w.finish(arch_to_json(m.arch, m.ln_x_eps), dims_to_json(m.dims), meta);
   return path;
