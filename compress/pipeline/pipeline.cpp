@@ -61,9 +61,7 @@ int run_compress(const CompressOptions& o, const PassRegistry& passes) {
   if (o.seed) overrides.push_back("calibration.seed=" + std::to_string(*o.seed));
   PipelineConfig config = load_pipeline_config(o.config_path, passes, overrides);
   spdlog::info("config {} ({} passes, run id {})", o.config_path, config.passes.size(), config.hash);
-  if (!o.dry_run && !o.force && std::filesystem::exists(o.output_path)) {
-    throw UsageError("'" + o.output_path + "' exists; pass --force to overwrite it");
-  }
+  if (!o.dry_run) refuse_existing_output(o.output_path, o.force);
 
   LoadOptions load;
   load.ln_x_eps = o.ln_x_eps;

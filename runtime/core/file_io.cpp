@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "runtime/core/error.h"
 
@@ -118,6 +119,10 @@ void AtomicFile::commit() {
     throw Error("cannot rename '" + tmp_path_ + "' to '" + path_ + "': " + std::strerror(errno), kExitInternal);
   }
   committed_ = true;
+}
+
+void refuse_existing_output(const std::string& path, bool force) {
+  if (!force && std::filesystem::exists(path)) throw UsageError("'" + path + "' exists; pass --force to overwrite it");
 }
 
 std::string file_extension(const std::string& path) {

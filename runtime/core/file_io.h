@@ -82,6 +82,11 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// The one overwrite guard of every command that writes an output file: throws UsageError
+// "'PATH' exists; pass --force to overwrite it" when `path` exists and `force` is false.
+// Checked before any work starts, so a long run never ends by refusing to write.
+void refuse_existing_output(const std::string& path, bool force);
+
 // One short phrase saying what a file looks like from its first bytes ("a zip archive (PyTorch
 // .pth checkpoint)", "a git-lfs pointer", "a GGUF file", "an rwkv.cpp model", "a safetensors
 // file", "an rwkvlite compact file", "text", "empty"), for error messages on a wrong format.

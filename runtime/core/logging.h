@@ -1,5 +1,8 @@
 // Logging for the CLIs: spdlog on stderr (stdout is reserved for results), with a level
-// chosen by --log-level / --quiet.
+// chosen by --log-level, or by --quiet, which is level warn: only warnings and errors reach
+// stderr, and live progress lines (runtime/core/progress.h) are not drawn either, since they
+// are drawn only while info messages are logged. Both flags are parsed by
+// tools/common/run_main.h.
 #pragma once
 
 #include <string>

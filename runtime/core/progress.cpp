@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -9,7 +11,8 @@
 namespace rwkvlite {
 
 bool ProgressLine::enabled() {
-  static const bool on = isatty(STDERR_FILENO) == 1 && std::getenv("RWKVLITE_NO_PROGRESS") == nullptr;
+  static const bool on = isatty(STDERR_FILENO) == 1 && std::getenv("RWKVLITE_NO_PROGRESS") == nullptr &&
+                         spdlog::should_log(spdlog::level::info);  // off under --quiet
   return on;
 }
 

@@ -9,7 +9,12 @@
 
 namespace rwkvlite::tools {
 
-int run_main(CLI::App& app, int argc, char** argv, const std::string& log_level, const Action& action) {
+void LoggingArgs::add_to(CLI::App& app) {
+  auto* l = app.add_option("--log-level", level, "trace, debug, info, warn, error or off")->capture_default_str();
+  app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr (same as --log-level warn)")->excludes(l);
+}
+
+int run_main(CLI::App& app, int argc, char** argv, const LoggingArgs& logging, const Action& action) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -17,7 +22,7 @@ int run_main(CLI::App& app, int argc, char** argv, const std::string& log_level,
     return code == 0 ? kExitOk : kExitUsage;  // CLI11's own codes (100+) mapped to the documented one
   }
   try {
-    setup_logging(log_level);
+    setup_logging(logging.effective_level());
     if (!action) throw UsageError("no command given (see --help)");
     return action();
   } catch (const Error& e) {

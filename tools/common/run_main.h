@@ -7,14 +7,25 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
 
 namespace rwkvlite::tools {
 
 using Action = std::function<int()>;  // returns the process exit code
 
+// --log-level LEVEL and --quiet (only warnings and errors on stderr, no progress lines); the
+// two exclude each other.
+struct LoggingArgs {
+  std::string level = "info";
+  bool quiet = false;
+
+  void add_to(CLI::App& app);
+  std::string effective_level() const { return quiet ? "warn" : level; }
+};
+
 // Parses argv into `app` (a parse error or --help exits 2 or 0 after CLI11's message), sets up
-// logging at `log_level` (read after parsing), then runs `action` (usage error when none was
+// logging as `logging` says (read after parsing), then runs `action` (usage error when none was
 // chosen). Never throws.
-int run_main(CLI::App& app, int argc, char** argv, const std::string& log_level, const Action& action);
+int run_main(CLI::App& app, int argc, char** argv, const LoggingArgs& logging, const Action& action);
 
 }  // namespace rwkvlite::tools

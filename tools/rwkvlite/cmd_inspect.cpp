@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <map>
 
+#include "tools/common/json_output.h"
+#include "tools/common/model_args.h"
 #include "tools/rwkvlite/cli_common.h"
 #include "tools/rwkvlite/commands.h"
 #include "runtime/core/arch.h"
@@ -26,13 +28,13 @@ double bytes_per_element(const std::string& dtype) {
 
 void register_inspect(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("inspect", "Show a model's format, architecture, dimensions and size per component");
-  auto args = std::make_shared<ModelArgs>();
+  auto args = std::make_shared<tools::ModelArgs>();
   auto as_json = std::make_shared<bool>(false);
-  args->add_to(*cmd, false);
+  args->add_to(*cmd, "Model file: rwkv.cpp .bin, .safetensors or .pth", false);
   cmd->add_flag("--json", *as_json, "Print JSON instead of text");
   cmd->callback([&action, args, as_json] {
     action = [args, as_json] {
-      const Model m = args->load();
+      const Model m = args->load_dense();
       std::map<std::string, std::pair<int64_t, double>> per_component;  // params, bytes
       for (const auto& [name, t] : m.tensors) {
         auto& c = per_component[component_of(name)];
@@ -60,7 +62,7 @@ void register_inspect(CLI::App& app, Action& action) {
                               {"bytes", static_cast<int64_t>(per_component[c].second + 0.5)}};
       }
       if (*as_json) {
-        std::printf("%s\n", j.dump(2).c_str());
+        tools::write_json("-", j);
         return 0;
       }
       std::printf("file        %s (%s)\n", args->path.c_str(), human_bytes(j["file_bytes"].get<double>()).c_str());

@@ -5,22 +5,23 @@
 
 #include <cstdio>
 
+#include "tools/common/model_args.h"
 #include "tools/rwkvlite/cli_common.h"
 #include "tools/rwkvlite/commands.h"
 #include "runtime/core/error.h"
 #include "runtime/core/file_io.h"
-#include "runtime/eval/dense_predictor.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace rwkvlite::cli {
 
 void register_logits(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("logits", "Write the logits after a prompt (little-endian float32)");
-  auto args = std::make_shared<ModelArgs>();
+  auto args = std::make_shared<tools::ModelArgs>();
   struct Opts {
     std::string prompt, prompt_hex, out;
   };
   auto o = std::make_shared<Opts>();
-  args->add_to(*cmd, true);
+  args->add_to(*cmd, "Model file: compact (from rwkvlite compress), rwkv.cpp .bin, .safetensors or .pth", true);
   auto* p = cmd->add_option("--prompt", o->prompt, "Prompt text");
   auto* h = cmd->add_option("--prompt-hex", o->prompt_hex, "Prompt as hex bytes, e.g. 22696e");
   p->excludes(h);
@@ -29,12 +30,11 @@ void register_logits(CLI::App& app, Action& action) {
     action = [args, o] {
       const std::string prompt = o->prompt_hex.empty() ? o->prompt : parse_hex(o->prompt_hex);
       if (prompt.empty()) throw UsageError("give a non-empty --prompt or --prompt-hex");
-      const Model model = args->load();
-      const auto predictor = make_dense_predictor(model, args->threads);
-      const auto tokenizer = tokenizer_for(model.dims.n_vocab, args->tokenizer);
-      std::vector<float> logits(static_cast<size_t>(predictor->vocab_size()));
-      predictor->reset();
-      for (int32_t t : tokenizer->encode(prompt)) predictor->feed(t, logits.data());
+      tools::RunnableModel model = args->load_runnable(RuntimeOptions{});
+      const auto tokenizer = tokenizer_for(model.vocab, args->tokenizer);
+      std::vector<float> logits(static_cast<size_t>(model.vocab));
+      model.predictor->reset();
+      for (int32_t t : tokenizer->encode(prompt)) model.predictor->feed(t, logits.data());
       if (o->out.empty()) {
         for (float v : logits) std::printf("%.9g\n", v);
         return 0;

@@ -5,12 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <filesystem>
 
 #include "tools/rwkvlite/cli_common.h"
 #include "tools/rwkvlite/commands.h"
 #include "converters/model_io.h"
-#include "runtime/core/error.h"
 #include "runtime/core/file_io.h"
 #include "converters/synthetic_model.h"
 
@@ -43,9 +41,7 @@ void register_synthesize(CLI::App& app, Action& action) {
   cmd->add_flag("--force", a->force, "Overwrite an existing output file");
   cmd->callback([&action, a] {
     action = [a] {
-      if (!a->force && std::filesystem::exists(a->output)) {
-        throw UsageError("'" + a->output + "' exists; pass --force to overwrite it");
-      }
+      refuse_existing_output(a->output, a->force);
       a->model.arch = arch_from_name(a->arch);
       const auto t0 = std::chrono::steady_clock::now();
       const Model m = make_synthetic_model(a->model);

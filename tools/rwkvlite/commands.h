@@ -3,11 +3,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include <functional>
+#include "tools/common/run_main.h"
 
 namespace rwkvlite::cli {
 
-using Action = std::function<int()>;  // returns the process exit code
+using Action = tools::Action;
 
 void register_inspect(CLI::App& app, Action& action);
 void register_convert(CLI::App& app, Action& action);

@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
   CLI::App app{"rwkvlite " RWKVLITE_VERSION ": compress RWKV language models for small devices"};
   app.require_subcommand(1);
   app.set_version_flag("--version", RWKVLITE_VERSION);
-  std::string log_level = "info";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+  tools::LoggingArgs logging;
+  logging.add_to(app);
   app.fallthrough();
 
   cli::Action action;
@@ -35,5 +35,5 @@ int main(int argc, char** argv) {
 #ifdef RWKVLITE_WITH_TORCH
   register_torch_parts();  // .pth files and the predictor and cluster-head trainers
 #endif
-  return tools::run_main(app, argc, argv, log_level, [&action] { return action ? action() : kExitUsage; });
+  return tools::run_main(app, argc, argv, logging, action);
 }

@@ -1,0 +1,32 @@
+// The model options every command that runs or reads a model takes (path, --threads,
+// --ln-x-eps, --tokenizer), shared by the rwkvlite subcommands and rwkvlite-run so both spell
+// and document them the same way.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <limits>
+#include <string>
+
+#include "runtime/core/model.h"
+#include "runtime/store/compact_model.h"
+#include "tools/common/model_loading.h"
+
+namespace rwkvlite::tools {
+
+struct ModelArgs {
+  std::string path;
+  float ln_x_eps = std::numeric_limits<float>::quiet_NaN();  // NaN: keep what the file implies
+  int threads = 2;
+  std::string tokenizer;  // "" (choose from the vocabulary size), "bytes", "world" or a vocab path
+
+  // `model_help` says which files the command reads.
+  void add_to(CLI::App& cmd, const std::string& model_help, bool with_tokenizer);
+  // The dense canonical model (any format the converters read), for commands that look at
+  // tensors: inspect, convert, logits.
+  Model load_dense() const;
+  // A compact or dense file ready to predict tokens with `runtime` (its threads are ours).
+  RunnableModel load_runnable(RuntimeOptions runtime) const;
+};
+
+}  // namespace rwkvlite::tools

@@ -1,0 +1,90 @@
+#include "tools/common/text_eval.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "runtime/core/file_io.h"
+#include "runtime/core/resource_usage.h"
+#include "runtime/eval/text_metrics.h"
+#include "tools/common/runtime_report.h"
+
+namespace rwkvlite::tools {
+namespace {
+
+using nlohmann::ordered_json;
+
+std::vector<int32_t> byte_lengths(const Tokenizer& tokenizer, const std::vector<int32_t>& tokens) {
+  std::vector<int32_t> lengths;
+  lengths.reserve(tokens.size());
+  for (int32_t t : tokens) lengths.push_back(static_cast<int32_t>(tokenizer.token_bytes(t).size()));
+  return lengths;
+}
+
+TextMetrics score(TokenPredictor& model, TokenPredictor* reference, const std::vector<int32_t>& tokens,
+                  const std::vector<int32_t>& lengths) {
+  EvalOptions options;
+  options.progress_every = std::max<int64_t>(1, static_cast<int64_t>(tokens.size()) / 10);
+  options.progress = [](int64_t done, int64_t total) {
+    spdlog::info("eval {:3.0f}% ({}/{} tokens)", 100.0 * done / total, done, total);
+  };
+  return evaluate_text(model, tokens, lengths, reference, options);
+}
+
+// The keys in the order of the header's list. Scaling by a power of two is exact, so
+// bits_per_byte per text byte is the same double however the factor is applied.
+ordered_json report(const ModelArgs& args, const RunnableModel& model, const std::string& reference_path,
+                    const TextArgs& text, uint64_t fed_bytes, const std::string& tokenizer, const TextMetrics& m) {
+  const double per_text_byte = text.fed_bytes_per_text_byte();
+  ordered_json j;
+  j["model"] = args.path;
+  j["arch"] = arch_name(model.arch);
+  j["reference"] = reference_path;
+  j["text"] = text.path;
+  j["text_offset"] = text.offset;
+  j["text_bytes"] = fed_bytes;
+  j["interleave_zeros"] = text.interleave_zeros;
+  j["tokenizer"] = tokenizer;
+  j["tokens_scored"] = m.tokens_scored;
+  j["bits_per_byte"] = m.bits_per_byte * per_text_byte;
+  j["top1_accuracy"] = m.top1_accuracy;
+  j["top1_agreement"] = m.has_reference ? ordered_json(m.top1_agreement) : ordered_json(nullptr);
+  j["kl_mean"] = m.has_reference ? ordered_json(m.kl_mean) : ordered_json(nullptr);
+  j["reference_bits_per_byte"] =
+      m.has_reference ? ordered_json(m.reference_bits_per_byte * per_text_byte) : ordered_json(nullptr);
+  j["peak_resident_weight_bytes"] = model.peak_resident_weight_bytes();
+  j["peak_rss_bytes"] = peak_rss_bytes();
+  j["file_bytes"] = file_size_or_throw(args.path);
+  j["tokens_per_second"] = m.tokens_per_second;
+  j["load_seconds"] = model.load_seconds;
+  j["threads"] = args.threads;
+  if (model.stats) add_runtime_stats(*model.stats, j);
+  return j;
+}
+
+}  // namespace
+
+void EvalArgs::add_to(CLI::App& cmd) {
+  cmd.add_option("--reference", reference_path,
+                 "Dense (or compact) reference model: adds top1_agreement, kl_mean and reference_bits_per_byte");
+  cmd.add_option("--json", json_path, "Also write the report as JSON to this file ('-': the JSON alone on stdout)");
+}
+
+ordered_json evaluate_on_text(const ModelArgs& model_args, RunnableModel& model, const Tokenizer& tokenizer,
+                              const TextArgs& text, const std::string& reference_path) {
+  const std::string bytes = text.read();  // before the reference: a bad text range fails fast
+  const std::vector<int32_t> tokens = tokenizer.encode(bytes);
+  RunnableModel reference;
+  if (!reference_path.empty()) {
+    ModelArgs reference_args = model_args;
+    reference_args.path = reference_path;
+    reference = reference_args.load_runnable(RuntimeOptions{});  // as stored, without this run's overrides
+  }
+  spdlog::info("evaluating {} tokens ({} bytes of {} from offset {}) with the {} tokenizer", tokens.size(),
+               bytes.size(), text.path, text.offset, tokenizer.name());
+  const TextMetrics m = score(*model.predictor, reference.predictor.get(), tokens, byte_lengths(tokenizer, tokens));
+  return report(model_args, model, reference_path, text, bytes.size(), tokenizer.name(), m);
+}
+
+}  // namespace rwkvlite::tools
