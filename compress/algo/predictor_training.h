@@ -38,9 +38,15 @@ struct TrainedPredictor {
   double seconds = 0;
 };
 
-// Trains every job, up to `threads` at a time. Each job is computed on one thread with one
-// intra-op thread, so the weights are bit-identical for any `threads`.
-using PredictorTrainer = std::function<std::vector<TrainedPredictor>(const std::vector<PredictorTrainingJob>&, int threads)>;
+// Called on the training thread as soon as job `index` is trained (progress, and work that
+// needs only that job's result); calls for different jobs may run concurrently.
+using OnPredictorTrained = std::function<void(size_t index, const TrainedPredictor& trained)>;
+
+// Trains every job, up to `threads` at a time, calling on_trained (when set) for each as it
+// finishes. Each job is computed on one thread with one intra-op thread, so the weights are
+// bit-identical for any `threads`.
+using PredictorTrainer = std::function<std::vector<TrainedPredictor>(const std::vector<PredictorTrainingJob>&,
+                                                                     int threads, const OnPredictorTrained& on_trained)>;
 
 // The registered trainer, or null when this build has none (no LibTorch).
 const PredictorTrainer* registered_predictor_trainer();

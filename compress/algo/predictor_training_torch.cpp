@@ -113,14 +113,19 @@ class SingleThreadedBlas {
   int saved_ = 1;
 };
 
-std::vector<TrainedPredictor> train_all(const std::vector<PredictorTrainingJob>& jobs, int threads) {
+std::vector<TrainedPredictor> train_all(const std::vector<PredictorTrainingJob>& jobs, int threads,
+                                        const OnPredictorTrained& on_trained) {
   std::vector<TrainedPredictor> results(jobs.size());
   const int saved_threads = at::get_num_threads();
   {
     const SingleThreadedBlas single_threaded_blas;
     ThreadPool pool(std::max(1, std::min<int>(threads, static_cast<int>(jobs.size()))), 1);
     pool.parallel_for(0, static_cast<int64_t>(jobs.size()), 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) results[static_cast<size_t>(i)] = train_one(jobs[static_cast<size_t>(i)]);
+      for (int64_t i = lo; i < hi; ++i) {
+        const auto job = static_cast<size_t>(i);
+        results[job] = train_one(jobs[job]);
+        if (on_trained) on_trained(job, results[job]);
+      }
     });
   }
   at::set_num_threads(saved_threads);
@@ -129,7 +134,8 @@ std::vector<TrainedPredictor> train_all(const std::vector<PredictorTrainingJob>&
 
 }  // namespace
 
-std::vector<TrainedPredictor> train_predictors_torch(const std::vector<PredictorTrainingJob>& jobs, int threads) {
-  return train_all(jobs, threads);
+std::vector<TrainedPredictor> train_predictors_torch(const std::vector<PredictorTrainingJob>& jobs, int threads,
+                                                    const OnPredictorTrained& on_trained) {
+  return train_all(jobs, threads, on_trained);
 }
 }  // namespace rwkvlite

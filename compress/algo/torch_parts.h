@@ -16,7 +16,8 @@ namespace rwkvlite {
 void register_torch_parts();
 
 // The trainers themselves (bit-identical results for any thread count).
-std::vector<TrainedPredictor> train_predictors_torch(const std::vector<PredictorTrainingJob>& jobs, int threads);
+std::vector<TrainedPredictor> train_predictors_torch(const std::vector<PredictorTrainingJob>& jobs, int threads,
+                                                    const OnPredictorTrained& on_trained);
 void train_cluster_head_torch(ClusterHeadWeights& weights, const ClusterRows& inputs, const ClusterRows& target,
                               int64_t train_rows, const ClusterHeadTrainingOptions& options);
 

@@ -7,9 +7,8 @@
 #include "runtime/core/error.h"
 #include "compress/algo/cluster_head_training.h"
 #include "compress/algo/kmeans.h"
-#include "compress/passes/quantize_pass.h"
-#include "runtime/format/layout.h"
 #include "runtime/core/seeded_random.h"
+#include "runtime/format/layout.h"
 
 namespace rwkvlite {
 
@@ -36,7 +35,72 @@ Tensor int_tensor(const std::vector<int32_t>& values) {
   return t;
 }
 
-int64_t f32_bytes(int64_t n) { return 4 * n; }
+Tensor shape_only(std::vector<int64_t> shape) {
+  Tensor t;
+  t.shape = std::move(shape);
+  return t;
+}
+
+// Rows grouped by cluster: cluster 0 first, ascending token id inside each; offsets[c] is the
+// first row of cluster c (k + 1 entries).
+struct ClusterLayout {
+  std::vector<int32_t> row_token;
+  std::vector<int32_t> offsets{0};
+  int64_t smallest = 0, largest = 0;  // cluster sizes
+};
+
+ClusterLayout cluster_layout(const std::vector<int32_t>& cluster_of_token, int k) {
+  const auto v = static_cast<int64_t>(cluster_of_token.size());
+  ClusterLayout g;
+  std::vector<int32_t>& row_token = g.row_token;
+  std::vector<int32_t>& offsets = g.offsets;
+  row_token.reserve(static_cast<size_t>(v));
+  for (int c = 0; c < k; ++c) {
+    for (int64_t t = 0; t < v; ++t) {
+      if (cluster_of_token[static_cast<size_t>(t)] == c) row_token.push_back(static_cast<int32_t>(t));
+    }
+    offsets.push_back(static_cast<int32_t>(row_token.size()));
+  }
+  int64_t smallest = v, largest = 0;
+  for (int c = 0; c < k; ++c) {
+    smallest = std::min<int64_t>(smallest, offsets[static_cast<size_t>(c) + 1] - offsets[static_cast<size_t>(c)]);
+    largest = std::max<int64_t>(largest, offsets[static_cast<size_t>(c) + 1] - offsets[static_cast<size_t>(c)]);
+  }
+  g.smallest = smallest;
+  g.largest = largest;
+  return g;
+}
+
+// The tensors of the contract (head.clustered, head.row_token, head.cluster_offsets,
+// head.cluster_weight, head.cluster_bias) in place of head.weight: values in a run, only
+// shapes in a plan. head.clustered keeps the head's encoding (a quantize pass before this one
+// chose it) and is row-addressable: the runtime reads the rows of the kept clusters only.
+struct ClusterHeadTensors {
+  Tensor clustered, row_token, offsets, weight, bias;
+};
+
+std::vector<StoredTensor> stored_cluster_tensors(ClusterHeadTensors t, const std::string& head_encoding) {
+  std::vector<StoredTensor> out;
+  out.push_back({layout::kClusteredHead, std::move(t.clustered), head_encoding, true});
+  out.push_back({layout::kHeadRowToken, std::move(t.row_token), "i32", false});
+  out.push_back({layout::kHeadClusterOffsets, std::move(t.offsets), "i32", false});
+  out.push_back({layout::kHeadClusterWeight, std::move(t.weight), "f32", false});
+  out.push_back({layout::kHeadClusterBias, std::move(t.bias), "f32", false});
+  return out;
+}
+
+void replace_head(CompressedModel& model, std::vector<StoredTensor> tensors, const ClusterHeadOptions& options_) {
+  const int k = options_.k;
+  std::string after = kHead;
+  for (StoredTensor& t : tensors) {
+    const std::string name = t.name;
+    model.put(std::move(t), after);
+    after = name;
+  }
+  model.remove(kHead);
+  model.file_metadata[layout::ClusteredHeadMeta::kKey] =
+      layout::ClusteredHeadMeta{k, options_.p, options_.min_clusters, options_.max_clusters}.to_json();
+}
 
 }  // namespace
 
@@ -71,19 +135,6 @@ void ClusterHeadOptions::check() const {
   if (epochs < 0) fail("epochs must be >= 0");
   if (!(learning_rate > 0 && learning_rate <= 1)) fail("learning_rate must be in (0, 1]");
   if (!(holdout_fraction >= 0 && holdout_fraction <= 0.9)) fail("holdout_fraction must be in [0, 0.9]");
-}
-
-nlohmann::ordered_json ClusterHeadOptions::to_json() const {
-  return {{"k", k},
-          {"source", source},
-          {"pca_dims", pca_dims},
-          {"max_iterations", max_iterations},
-          {"p", p},
-          {"min_clusters", min_clusters},
-          {"max_clusters", max_clusters},
-          {"epochs", epochs},
-          {"learning_rate", learning_rate},
-          {"holdout_fraction", holdout_fraction}};
 }
 
 // ---- Pass ---------------------------------------------------------------------------------
@@ -126,19 +177,15 @@ void ClusterHeadPass::validate(const CompressedModel& model) const {
   }
 }
 
-int64_t ClusterHeadPass::planned_bytes_delta(const CompressedModel& model) const {
-  const int64_t v = model.dims.n_vocab, d = model.dims.n_embd, k = options_.k;
-  return 4 * v + 4 * (k + 1) + f32_bytes(k * d) + f32_bytes(k);
+void ClusterHeadPass::plan(CompressPlan& plan) const {
+  const StoredTensor& head = plan.model.at(kHead);
+  const int64_t v = head.values.dim(0), d = head.values.dim(1), k = options_.k;
+  ClusterHeadTensors t{shape_only({v, d}), shape_only({v}), shape_only({k + 1}), shape_only({k, d}), shape_only({k})};
+  replace_head(plan.model, stored_cluster_tensors(std::move(t), head.encoding), options_);
 }
 
-std::vector<PassReportRow> ClusterHeadPass::run(PassContext& ctx) {
-  validate(ctx.model);
-  const auto t_start = std::chrono::steady_clock::now();
-  CompressedModel& model = ctx.model;
-  const StoredTensor& head = model.at(kHead);
-  const int64_t v = head.values.dim(0), d = head.values.dim(1);
-  const int k = options_.k;
-
+void ClusterHeadPass::check_calibration(const PassContext& ctx) const {
+  const int64_t d = ctx.model.at(kHead).values.dim(1);
   if (ctx.calibration == nullptr || ctx.calibration->head_inputs.rows() < 2) {
     throw UsageError("cluster_head: needs calibration with at least 2 sampled head inputs (raise calibration.bytes)");
   }
@@ -148,113 +195,109 @@ std::vector<PassReportRow> ClusterHeadPass::run(PassContext& ctx) {
                     std::to_string(d),
                 kExitInternal);
   }
+}
 
-  // 1. Clusters of the vocabulary.
-  const Tensor& source = model.at(source_tensor(model)).values;
+KMeansResult ClusterHeadPass::cluster_vocabulary(const PassContext& ctx) const {
+  const Tensor& source = ctx.model.at(source_tensor(ctx.model)).values;
   KMeansOptions km;
-  km.k = k;
+  km.k = options_.k;
   km.max_iterations = options_.max_iterations;
   km.pca_dims = options_.pca_dims;
   km.seed = ctx.seed;
   km.threads = ctx.threads;
-  const KMeansResult clusters =
-      kmeans(Eigen::Map<const KMeansRows>(source.data.data(), source.dim(0), source.dim(1)), km);
-  const std::vector<int32_t>& cluster_of_token = clusters.assignment;
+  return kmeans(Eigen::Map<const KMeansRows>(source.data.data(), source.dim(0), source.dim(1)), km);
+}
 
-  // 2. Rows grouped by cluster: cluster 0 first, ascending token id inside each.
-  std::vector<int32_t> row_token;
-  std::vector<int32_t> offsets{0};
-  row_token.reserve(static_cast<size_t>(v));
-  for (int c = 0; c < k; ++c) {
-    for (int64_t t = 0; t < v; ++t) {
-      if (cluster_of_token[static_cast<size_t>(t)] == c) row_token.push_back(static_cast<int32_t>(t));
-    }
-    offsets.push_back(static_cast<int32_t>(row_token.size()));
-  }
-  int64_t smallest = v, largest = 0;
-  for (int c = 0; c < k; ++c) {
-    smallest = std::min<int64_t>(smallest, offsets[static_cast<size_t>(c) + 1] - offsets[static_cast<size_t>(c)]);
-    largest = std::max<int64_t>(largest, offsets[static_cast<size_t>(c) + 1] - offsets[static_cast<size_t>(c)]);
-  }
-
-  // 3. Cluster-level head: targets from the dense head, initial guess, training, evaluation
-  //    on the held-out tail of the samples (calibration samples are in text order).
-  const DenseClusterTargets targets = dense_cluster_targets(inputs, head.values, cluster_of_token, k, ctx.threads);
+// Stage 3. Cluster-level head: targets from the dense head, initial guess, training,
+// evaluation on the held-out tail of the samples (calibration samples are in text order).
+ClusterHeadPass::Trained ClusterHeadPass::train_cluster_head(const PassContext& ctx,
+                                                            const std::vector<int32_t>& cluster_of_token) const {
+  const Tensor& head = ctx.model.at(kHead).values;
+  const ClusterRows& inputs = ctx.calibration->head_inputs;
+  const int k = options_.k;
+  const DenseClusterTargets targets = dense_cluster_targets(inputs, head, cluster_of_token, k, ctx.threads);
   const int64_t n = inputs.rows();
   int64_t held_out = static_cast<int64_t>(std::floor(options_.holdout_fraction * static_cast<double>(n)));
   if (options_.holdout_fraction > 0) held_out = std::max<int64_t>(held_out, 1);
-  const int64_t train_rows = n - held_out;
-  const int64_t eval_begin = held_out > 0 ? train_rows : 0;
+  Trained out;
+  out.train_rows = n - held_out;
+  const int64_t eval_begin = held_out > 0 ? out.train_rows : 0;
   const ClusterKeepRule keep{options_.p, options_.min_clusters, options_.max_clusters};
-  ClusterHeadWeights weights = initial_cluster_head(head.values, cluster_of_token, k);
-  const ClusterHeadQuality before = evaluate_cluster_head(weights, inputs, targets, eval_begin, n, keep);
+  out.weights = initial_cluster_head(head, cluster_of_token, k);
+  out.before = evaluate_cluster_head(out.weights, inputs, targets, eval_begin, n, keep);
   ClusterHeadTrainingOptions training;
   training.epochs = options_.epochs;
   training.learning_rate = options_.learning_rate;
   uint64_t seed_state = ctx.seed;
   training.seed = SeededRandom::splitmix64(seed_state);  // independent of the k-means stream
   const auto t_train = std::chrono::steady_clock::now();
-  registered_cluster_head_trainer()(weights, inputs, targets.probabilities, train_rows, training);
-  const double train_seconds = seconds_since(t_train);
-  const ClusterHeadQuality after = evaluate_cluster_head(weights, inputs, targets, eval_begin, n, keep);
+  registered_cluster_head_trainer()(out.weights, inputs, targets.probabilities, out.train_rows, training);
+  out.seconds = seconds_since(t_train);
+  out.after = evaluate_cluster_head(out.weights, inputs, targets, eval_begin, n, keep);
+  return out;
+}
+
+std::vector<PassReportRow> ClusterHeadPass::run(PassContext& ctx) {
+  validate(ctx.model);
+  check_calibration(ctx);
+  if (ctx.on_start) ctx.on_start(5);
+  const auto t_start = std::chrono::steady_clock::now();
+  CompressedModel& model = ctx.model;
+  const StoredTensor& head = model.at(kHead);
+  const int64_t v = head.values.dim(0), d = head.values.dim(1);
+  const int k = options_.k;
+
+  // 1. Clusters of the vocabulary; 2. rows grouped by cluster.
+  const KMeansResult clusters = cluster_vocabulary(ctx);
+  const ClusterLayout layout = cluster_layout(clusters.assignment, k);
+  const Trained trained = train_cluster_head(ctx, clusters.assignment);
 
   // 4. Tensors of the contract.
-  StoredTensor clustered;
-  clustered.name = layout::kClusteredHead;
-  clustered.values = Tensor({v, d});
+  ClusterHeadTensors t;
+  t.clustered = Tensor({v, d});
   for (int64_t r = 0; r < v; ++r) {
-    const float* src = head.values.data.data() + static_cast<size_t>(row_token[static_cast<size_t>(r)]) * d;
-    std::copy(src, src + d, clustered.values.data.data() + static_cast<size_t>(r) * d);
+    const float* src = head.values.data.data() + static_cast<size_t>(layout.row_token[static_cast<size_t>(r)]) * d;
+    std::copy(src, src + d, t.clustered.data.data() + static_cast<size_t>(r) * d);
   }
-  clustered.encoding = head.encoding;  // what a quantize pass before this one chose
-  clustered.row_addressable = true;    // the runtime reads the rows of the kept clusters only
-  const int64_t head_bytes =
-      is_quantize_encoding(head.encoding) ? encoded_tensor_bytes(head.encoding, head.values) : f32_bytes(v * d);
-
-  StoredTensor row_token_t{layout::kHeadRowToken, int_tensor(row_token), "i32", false};
-  StoredTensor offsets_t{layout::kHeadClusterOffsets, int_tensor(offsets), "i32", false};
-  StoredTensor weight_t{layout::kHeadClusterWeight,
-                        Tensor({k, d}, std::vector<float>(weights.weight.data(), weights.weight.data() + k * d)), "f32",
-                        false};
-  StoredTensor bias_t{layout::kHeadClusterBias, Tensor({k}, weights.bias), "f32", false};
+  t.row_token = int_tensor(layout.row_token);
+  t.offsets = int_tensor(layout.offsets);
+  t.weight = Tensor({k, d}, std::vector<float>(trained.weights.weight.data(), trained.weights.weight.data() + k * d));
+  t.bias = Tensor({k}, trained.weights.bias);
+  std::vector<StoredTensor> tensors = stored_cluster_tensors(std::move(t), head.encoding);
 
   std::vector<PassReportRow> rows;
   PassReportRow main_row;
-  main_row.tensor = clustered.name;
+  main_row.tensor = tensors[0].name;
+  main_row.shape = head.values.shape;
+  main_row.encoding_before = main_row.encoding_after = head.encoding;
   main_row.action = "cluster k=" + std::to_string(k);
-  main_row.bytes_before = head_bytes;
-  main_row.bytes_after = head_bytes;
-  main_row.error = after.kl;
+  main_row.bytes_before = head.stored_bytes();
+  main_row.bytes_after = main_row.bytes_before;
+  main_row.metric = "kl";
+  main_row.value = trained.after.kl;
   main_row.extra["kmeans"] = {{"source", source_tensor(model)},
                               {"iterations", clusters.iterations},
                               {"converged", clusters.converged},
                               {"inertia", clusters.inertia},
-                              {"smallest_cluster", smallest},
-                              {"largest_cluster", largest}};
-  main_row.extra["train_samples"] = train_rows;
-  main_row.extra["heldout_samples"] = after.samples;
-  main_row.extra["heldout"] = quality_json(after);
-  main_row.extra["heldout_initial"] = quality_json(before);
-  main_row.extra["training_seconds"] = train_seconds;
+                              {"smallest_cluster", layout.smallest},
+                              {"largest_cluster", layout.largest}};
+  main_row.extra["train_samples"] = trained.train_rows;
+  main_row.extra["heldout_samples"] = trained.after.samples;
+  main_row.extra["heldout"] = quality_json(trained.after);
+  main_row.extra["heldout_initial"] = quality_json(trained.before);
+  main_row.extra["training_seconds"] = trained.seconds;
+  main_row.seconds = seconds_since(t_start);
   rows.push_back(main_row);
-  for (const StoredTensor* t : {&row_token_t, &offsets_t, &weight_t, &bias_t}) {
+  for (size_t i = 1; i < tensors.size(); ++i) {
     PassReportRow row;
-    row.tensor = t->name;
-    row.action = "add " + t->encoding;
-    row.bytes_after = 4 * t->values.numel();
+    row.tensor = tensors[i].name;
+    row.shape = tensors[i].values.shape;
+    row.encoding_after = tensors[i].encoding;
+    row.action = "add " + tensors[i].encoding;
+    row.bytes_after = tensors[i].stored_bytes();
     rows.push_back(row);
   }
-
-  model.put(std::move(clustered), kHead);
-  model.put(std::move(row_token_t), layout::kClusteredHead);
-  model.put(std::move(offsets_t), layout::kHeadRowToken);
-  model.put(std::move(weight_t), layout::kHeadClusterOffsets);
-  model.put(std::move(bias_t), layout::kHeadClusterWeight);
-  model.remove(kHead);
-  model.file_metadata[layout::ClusteredHeadMeta::kKey] =
-      layout::ClusteredHeadMeta{k, options_.p, options_.min_clusters, options_.max_clusters}.to_json();
-
-  rows[0].seconds = seconds_since(t_start);
+  replace_head(model, std::move(tensors), options_);
   for (const PassReportRow& row : rows) {
     if (ctx.on_row) ctx.on_row(row);
   }

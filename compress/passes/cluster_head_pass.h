@@ -29,10 +29,13 @@
 // Report rows: head.clustered (extra: k-means iterations/converged/inertia, smallest and
 // largest cluster; the held-out quality of the trained head and of its initial guess:
 // kl, top_cluster_accuracy, mean_clusters_kept, mass_covered; train/held-out samples,
-// training seconds), then one row each for the other tensors written. Error column: the
-// held-out KL(dense cluster probabilities ‖ predicted) in nats.
+// training seconds), then one row each for the other tensors written (no metric, not timed).
+// The head.clustered row's metric is kl: the held-out KL(dense cluster probabilities ‖
+// predicted) in nats; its seconds cover the whole pass.
 #pragma once
 
+#include "compress/algo/cluster_head_training.h"
+#include "compress/algo/kmeans.h"
 #include "compress/pipeline/option_reader.h"
 #include "compress/pipeline/pass.h"
 
@@ -70,23 +73,31 @@ struct ClusterHeadOptions {
 
   static ClusterHeadOptions read(OptionReader& reader);
   void check() const;  // UsageError for options built in code
-  nlohmann::ordered_json to_json() const;
 };
 
 class ClusterHeadPass : public Pass {
  public:
   explicit ClusterHeadPass(ClusterHeadOptions options);
 
-  std::string name() const override { return "cluster_head"; }
   bool needs_calibration() const override { return true; }
   // UsageError: no LibTorch trainer in this build, head.weight missing (clustered already?)
   // or not [V, D], k > V, pca_dims > D, the source rows missing.
   void validate(const CompressedModel& model) const override;
-  int64_t planned_bytes_delta(const CompressedModel& model) const override;
+  void plan(CompressPlan& plan) const override;
   std::vector<PassReportRow> run(PassContext& ctx) override;
-  nlohmann::ordered_json settings() const override { return options_.to_json(); }
 
  private:
+  // The trained cluster-level head and its held-out quality before and after training.
+  struct Trained {
+    ClusterHeadWeights weights;
+    ClusterHeadQuality before, after;
+    int64_t train_rows = 0;
+    double seconds = 0;
+  };
+  // UsageError without at least 2 sampled head inputs; Error (internal) when their width is wrong.
+  void check_calibration(const PassContext& ctx) const;
+  KMeansResult cluster_vocabulary(const PassContext& ctx) const;
+  Trained train_cluster_head(const PassContext& ctx, const std::vector<int32_t>& cluster_of_token) const;
   std::string source_tensor(const CompressedModel& model) const;
   ClusterHeadOptions options_;
 };

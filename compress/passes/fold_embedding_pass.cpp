@@ -6,7 +6,6 @@
 #include "runtime/core/error.h"
 #include "runtime/engine/kernels.h"
 #include "runtime/format/layout.h"
-#include "compress/passes/quantize_pass.h"
 
 namespace rwkvlite {
 
@@ -28,8 +27,6 @@ FoldEmbeddingOptions FoldEmbeddingOptions::read(OptionReader& r) {
 void FoldEmbeddingOptions::check() const {
   if (cache_rows < 0) throw UsageError("fold_embedding: cache_rows must be >= 0");
 }
-
-nlohmann::ordered_json FoldEmbeddingOptions::to_json() const { return {{"cache_rows", cache_rows}}; }
 
 Tensor fold_layer_norm(const Tensor& embedding, const Tensor& ln_weight, const Tensor& ln_bias) {
   if (embedding.rank() != 2) {
@@ -63,26 +60,38 @@ void FoldEmbeddingPass::validate(const CompressedModel& model) const {
   }
 }
 
-std::vector<PassReportRow> FoldEmbeddingPass::run(PassContext& ctx) {
-  validate(ctx.model);
-  const auto t0 = std::chrono::steady_clock::now();
-  CompressedModel& model = ctx.model;
-  const StoredTensor& emb = model.at(kEmbedding);
+// Puts `folded` (the values in a run, only the shape in a plan) in place of emb.weight, with
+// its encoding (a quantize pass before this one chose it), and records the cache size.
+void FoldEmbeddingPass::replace_embedding(CompressedModel& model, Tensor folded_values) const {
   StoredTensor folded;
   folded.name = kFolded;
-  folded.values = fold_layer_norm(emb.values, model.at(kLnWeight).values, model.at(kLnBias).values);
-  folded.encoding = emb.encoding;  // a quantize pass before this one chose the storage
-  folded.row_addressable = true;   // the runtime reads one row per token
-  PassReportRow row;
-  row.tensor = kFolded;
-  row.action = "fold ln0";
-  if (is_quantize_encoding(emb.encoding)) {
-    row.bytes_before = encoded_tensor_bytes(emb.encoding, emb.values);
-    row.bytes_after = encoded_tensor_bytes(folded.encoding, folded.values);
-  }
+  folded.values = std::move(folded_values);
+  folded.encoding = model.at(kEmbedding).encoding;
+  folded.row_addressable = true;  // the runtime reads one row per token
   model.put(std::move(folded), kEmbedding);
   model.remove(kEmbedding);
   model.file_metadata[layout::EmbeddingCacheMeta::kKey] = layout::EmbeddingCacheMeta{options_.cache_rows}.to_json();
+}
+
+void FoldEmbeddingPass::plan(CompressPlan& plan) const {
+  Tensor folded;
+  folded.shape = plan.model.at(kEmbedding).values.shape;
+  replace_embedding(plan.model, std::move(folded));
+}
+
+std::vector<PassReportRow> FoldEmbeddingPass::run(PassContext& ctx) {
+  validate(ctx.model);
+  if (ctx.on_start) ctx.on_start(1);
+  const auto t0 = std::chrono::steady_clock::now();
+  CompressedModel& model = ctx.model;
+  const StoredTensor& emb = model.at(kEmbedding);
+  PassReportRow row;
+  row.tensor = kFolded;
+  row.shape = emb.values.shape;
+  row.encoding_before = row.encoding_after = emb.encoding;
+  row.action = "fold ln0";
+  row.bytes_before = row.bytes_after = emb.stored_bytes();
+  replace_embedding(model, fold_layer_norm(emb.values, model.at(kLnWeight).values, model.at(kLnBias).values));
   row.extra["cache_rows"] = options_.cache_rows;
   row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (ctx.on_row) ctx.on_row(row);

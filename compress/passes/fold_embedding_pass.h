@@ -10,7 +10,8 @@
 // Options: cache_rows (default 256, >= 0): how many embedding rows the runtime keeps in
 // memory, written as file metadata "embedding_cache_rows".
 //
-// Report row: tensor emb.folded, action "fold ln0", error 0 (exact), extra {cache_rows}.
+// Report row: tensor emb.folded, shape [V, D], action "fold ln0", the embedding's encoding
+// before and after, no metric (the rows are what the engine computes), seconds, extra {cache_rows}.
 #pragma once
 
 #include "compress/pipeline/option_reader.h"
@@ -29,7 +30,6 @@ struct FoldEmbeddingOptions {
 
   static FoldEmbeddingOptions read(OptionReader& reader);
   void check() const;  // UsageError for options built in code
-  nlohmann::ordered_json to_json() const;
 };
 
 // LayerNorm of every row of `embedding` [V, D] with ln0's weight and bias [D]; InputError
@@ -40,14 +40,13 @@ class FoldEmbeddingPass : public Pass {
  public:
   explicit FoldEmbeddingPass(FoldEmbeddingOptions options);
 
-  std::string name() const override { return "fold_embedding"; }
   // UsageError when emb.weight or blocks.0.ln0.* is missing (already folded?) or misshapen.
   void validate(const CompressedModel& model) const override;
-  int64_t planned_bytes_delta(const CompressedModel& model) const override { return 0; }
+  void plan(CompressPlan& plan) const override;
   std::vector<PassReportRow> run(PassContext& ctx) override;
-  nlohmann::ordered_json settings() const override { return options_.to_json(); }
 
  private:
+  void replace_embedding(CompressedModel& model, Tensor folded_values) const;
   FoldEmbeddingOptions options_;
 };
 

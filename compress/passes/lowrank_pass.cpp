@@ -2,14 +2,13 @@
 
 #include <Eigen/Core>
 
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <mutex>
-#include <thread>
 #include <utility>
 
+#include "compress/pipeline/ordered_rows.h"
 #include "runtime/core/error.h"
+#include "runtime/engine/thread_pool.h"
 #include "runtime/format/layout.h"
 
 namespace rwkvlite {
@@ -47,36 +46,6 @@ int64_t budget_params(const CompressedModel& model, const std::vector<std::strin
   int64_t dense = 0;
   for (const auto& n : names) dense += dense_params(model.at(n).values);
   return static_cast<int64_t>(std::floor(fraction * double(dense)));
-}
-
-// Runs fn(i) for i in [0, n) on up to `threads` threads. Each i is independent, so the results
-// do not depend on which thread ran it.
-template <typename Fn>
-void parallel_for(size_t n, int threads, Fn fn) {
-  const size_t workers = std::min<size_t>(n, static_cast<size_t>(std::max(1, threads)));
-  if (workers <= 1) {
-    for (size_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  std::atomic<size_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  std::vector<std::thread> pool;
-  for (size_t w = 0; w < workers; ++w) {
-    pool.emplace_back([&] {
-      for (size_t i = next++; i < n; i = next++) {
-        try {
-          fn(i);
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(error_mutex);
-          if (!error) error = std::current_exception();
-          next = n;  // stop handing out work
-        }
-      }
-    });
-  }
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
 }
 
 // Eigen only threads its products under OpenMP; pin it to one thread for the duration so
@@ -193,22 +162,6 @@ void LowRankOptions::check() const {
   }
 }
 
-nlohmann::ordered_json LowRankOptions::to_json() const {
-  nlohmann::ordered_json j;
-  j["targets"] = targets;
-  j["ignore"] = ignore;
-  switch (rule) {
-    case RankRule::Fixed: j["rank"] = rank; break;
-    case RankRule::Divisor: j["divisor"] = divisor; break;
-    case RankRule::Energy: j["energy"] = energy; break;
-    case RankRule::Budget: j["budget"] = budget; break;
-  }
-  j["activation_aware"] = activation_aware;
-  j["damping"] = damping;
-  j["svd"] = svd_method_name(svd);
-  return j;
-}
-
 // ---- Pass ---------------------------------------------------------------------------------
 
 LowRankPass::LowRankPass(LowRankOptions options) : options_(std::move(options)) {
@@ -252,38 +205,56 @@ void LowRankPass::validate(const CompressedModel& model) const {
   }
 }
 
-int64_t LowRankPass::planned_bytes_delta(const CompressedModel& model) const {
-  const std::vector<std::string> names = selected(model);
-  int64_t delta = 0;
-  switch (options_.rule) {
-    case RankRule::Fixed:
-    case RankRule::Divisor:
-      for (const auto& n : names) {
-        const Tensor& t = model.at(n).values;
-        if (t.rank() != 2) continue;
-        const int r = options_.rule == RankRule::Fixed ? options_.rank
-                                                       : rank_for_divisor(t.dim(0), t.dim(1), options_.divisor);
-        if (r <= max_useful_rank(t.dim(0), t.dim(1))) delta += 4 * (int64_t(r) * (t.dim(0) + t.dim(1)) - dense_params(t));
-      }
-      return delta;
-    case RankRule::Budget: {
-      int64_t dense = 0;
-      for (const auto& n : names) dense += dense_params(model.at(n).values);
-      return 4 * (budget_params(model, names, options_.budget) - dense);
-    }
-    case RankRule::Energy:
-      return 0;
-  }
-  return 0;
+namespace {
+
+// Replaces `name` (<base>.weight) by <base>.lr_a right after it and <base>.lr_b after that.
+// The factors hold values in a run, only shapes in a plan.
+void replace_by_factors(CompressedModel& model, const std::string& name, Tensor lr_a, Tensor lr_b) {
+  const std::string base = base_of(name);
+  StoredTensor a;
+  a.name = layout::lowrank_a(base);
+  a.values = std::move(lr_a);
+  StoredTensor b;
+  b.name = layout::lowrank_b(base);
+  b.values = std::move(lr_b);
+  model.put(std::move(a), name);
+  model.put(std::move(b), layout::lowrank_a(base));
+  model.remove(name);
 }
 
-std::vector<PassReportRow> LowRankPass::run(PassContext& ctx) {
-  validate(ctx.model);
-  [[maybe_unused]] SingleThreadedEigen single_threaded;
-  CompressedModel& model = ctx.model;
-  const std::vector<std::string> names = selected(model);
+Tensor shape_only(std::vector<int64_t> shape) {
+  Tensor t;
+  t.shape = std::move(shape);
+  return t;
+}
 
-  // 1. Shapes and calibration statistics of each target.
+}  // namespace
+
+void LowRankPass::plan(CompressPlan& plan) const {
+  const std::vector<std::string> names = selected(plan.model);
+  const bool known = options_.rule == RankRule::Fixed || options_.rule == RankRule::Divisor;
+  if (!known) {
+    // The ranks come from the singular values, known only after the SVDs: the plan factors
+    // every target at its largest useful rank so that later passes see the factor names.
+    plan.unknowns.push_back(std::string("lowrank: the ") + rank_rule_key(options_.rule) +
+                            " rule chooses ranks from singular values, known only after the SVDs");
+  }
+  for (const auto& n : names) {
+    const Tensor& t = plan.model.at(n).values;
+    const int64_t out = t.dim(0), in = t.dim(1);
+    const int r = !known                              ? max_useful_rank(out, in)
+                  : options_.rule == RankRule::Fixed ? options_.rank
+                                                     : rank_for_divisor(out, in, options_.divisor);
+    if (r < 1 || r > max_useful_rank(out, in)) continue;  // kept dense
+    replace_by_factors(plan.model, n, shape_only({r, in}), shape_only({out, r}));
+  }
+}
+
+namespace {
+
+// Stage 1: shapes and calibration statistics of each target.
+std::vector<Job> make_jobs(const CompressedModel& model, const std::vector<std::string>& names,
+                           const CalibrationData* calibration, bool activation_aware) {
   std::vector<Job> jobs(names.size());
   for (size_t i = 0; i < names.size(); ++i) {
     Job& job = jobs[i];
@@ -291,9 +262,9 @@ std::vector<PassReportRow> LowRankPass::run(PassContext& ctx) {
     const Tensor& t = model.at(names[i]).values;
     job.rows = t.dim(0);
     job.cols = t.dim(1);
-    if (ctx.calibration != nullptr) {
-      auto it = ctx.calibration->input_second_moment.find(names[i]);
-      if (it != ctx.calibration->input_second_moment.end()) {
+    if (calibration != nullptr) {
+      auto it = calibration->input_second_moment.find(names[i]);
+      if (it != calibration->input_second_moment.end()) {
         if (it->second.rows() != job.cols || it->second.cols() != job.cols) {
           throw Error("calibration second moment of '" + names[i] + "' is " + std::to_string(it->second.rows()) +
                           "x" + std::to_string(it->second.cols()) + ", expected " + std::to_string(job.cols) +
@@ -303,27 +274,119 @@ std::vector<PassReportRow> LowRankPass::run(PassContext& ctx) {
         job.C = &it->second;
       }
     }
-    if (options_.activation_aware && job.C == nullptr) {
+    if (activation_aware && job.C == nullptr) {
       throw Error("lowrank: activation_aware needs the calibration second moment of '" + names[i] +
                       "', which the pipeline did not provide",
                   kExitInternal);
     }
   }
-  // Reads only the model (nothing writes it before stage 4), so it is safe on any thread.
-  auto inputs_of = [&](const Job& job) {
-    Inputs in;
-    in.W = matrix_of(std::as_const(model).at(job.name).values);
-    if (options_.activation_aware) {
-      if (job.C->trace() > 0) {
-        in.whitening = std::make_unique<Whitening>(Whitening::from_second_moment(*job.C, options_.damping));
-      } else {
-        in.note = "input never active in calibration: plain SVD";
-      }
-    }
-    return in;
-  };
+  return jobs;
+}
 
-  // 2. Ranks.
+// A matrix's dense inputs, rebuilt from the model where needed. Reads only the model (nothing
+// writes it before the apply stage), so it is safe on any thread.
+Inputs inputs_of(const CompressedModel& model, const Job& job, const LowRankOptions& options) {
+  Inputs in;
+  in.W = matrix_of(model.at(job.name).values);
+  if (options.activation_aware) {
+    if (job.C->trace() > 0) {
+      in.whitening = std::make_unique<Whitening>(Whitening::from_second_moment(*job.C, options.damping));
+    } else {
+      in.note = "input never active in calibration: plain SVD";
+    }
+  }
+  return in;
+}
+
+// Runs fn(i) for every job index on the pool; each job is independent, so results do not
+// depend on which thread ran it.
+template <typename Fn>
+void for_each_job(ThreadPool& pool, size_t n, Fn fn) {
+  pool.parallel_for(0, static_cast<int64_t>(n), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) fn(static_cast<size_t>(i));
+  });
+}
+
+// Budget sensitivity of one matrix per component, as a fraction of the matrix's own error
+// scale so that matrices of different norms compete fairly: with whitening the output energy
+// of W·L; with calibration but no whitening the output error each plain component removes
+// (s_i² v_iᵀ C v_i / tr(W C Wᵀ)); otherwise the weight energy s_i² / ||W||².
+BudgetItem budget_item(const Job& job, const Inputs& in) {
+  BudgetItem item;
+  item.rows = job.rows;
+  item.cols = job.cols;
+  const double reference = job.C ? (in.W * *job.C).cwiseProduct(in.W).sum() : 0.0;
+  if (!in.whitening && reference > 0) {
+    Eigen::BDCSVD<Eigen::MatrixXd> svd(in.W, Eigen::ComputeThinV);
+    const Eigen::VectorXd s = svd.singularValues();
+    const Eigen::MatrixXd& V = svd.matrixV();
+    item.gains.resize(s.size());
+    for (Eigen::Index k = 0; k < s.size(); ++k) {
+      item.gains[k] = s[k] * s[k] * V.col(k).dot(*job.C * V.col(k)) / reference;
+    }
+  } else {
+    const Eigen::VectorXd s = singular_values(in.target());
+    const double total = s.squaredNorm();
+    item.gains = total > 0 ? Eigen::VectorXd(s.array().square() / total) : Eigen::VectorXd::Zero(s.size());
+  }
+  return item;
+}
+
+// The report row of a finished job (the model is changed later, by the apply stage).
+PassReportRow report_row(const Job& job, const std::string& encoding, RankRule rule) {
+  const int64_t out = job.rows, in = job.cols;
+  PassReportRow row;
+  row.tensor = job.name;
+  row.shape = {out, in};
+  row.encoding_before = encoding;
+  row.encoding_after = job.choice.keep_dense ? encoding : "f32";
+  row.bytes_before = 4 * out * in;
+  row.seconds = job.seconds;
+  std::string note = job.note;
+  auto add_note = [&](const std::string& n) {
+    if (!n.empty()) note += (note.empty() ? "" : "; ") + n;
+  };
+  if (job.choice.keep_dense) {
+    row.action = "keep dense";
+    row.bytes_after = row.bytes_before;
+    if (max_useful_rank(out, in) == 0) {
+      add_note("no rank saves parameters at this shape");
+    } else if (rule == RankRule::Budget) {
+      add_note("the budget keeps this matrix dense (its remaining error was worth the parameters)");
+    } else {
+      add_note("rank " + std::to_string(job.choice.rank) + " would not save parameters (" +
+               std::to_string(int64_t(job.choice.rank) * (out + in)) + " >= " + std::to_string(out * in) + ")");
+    }
+    row.extra["rank"] = nullptr;
+    row.extra["weight_error"] = 0.0;
+    row.extra["output_error"] = job.C ? nlohmann::ordered_json(0.0) : nlohmann::ordered_json(nullptr);
+    row.extra["svd"] = nullptr;
+  } else {
+    const int r = job.choice.rank;
+    row.action = "lowrank r=" + std::to_string(r);
+    row.bytes_after = 4 * int64_t(r) * (out + in);
+    row.metric = "rel_err";
+    row.value = job.errors.weight;
+    add_note(job.factors.note);
+    row.extra["rank"] = r;
+    row.extra["weight_error"] = job.errors.weight;
+    row.extra["output_error"] =
+        job.errors.output ? nlohmann::ordered_json(*job.errors.output) : nlohmann::ordered_json(nullptr);
+    row.extra["svd"] = svd_method_name(job.factors.method_used);
+  }
+  row.extra["whitening"] = job.whitening;
+  if (job.clamped > 0) add_note(std::to_string(job.clamped) + " eigenvalues of C clamped");
+  row.extra["note"] = note;
+  return row;
+}
+
+}  // namespace
+
+namespace {
+
+// Stage 2: the rank of each job by the rule (the energy and budget rules need singular values).
+void choose_ranks(std::vector<Job>& jobs, const CompressedModel& model, ThreadPool& pool,
+                  const LowRankOptions& options_) {
   switch (options_.rule) {
     case RankRule::Fixed:
     case RankRule::Divisor:
@@ -334,51 +397,35 @@ std::vector<PassReportRow> LowRankPass::run(PassContext& ctx) {
       }
       break;
     case RankRule::Energy:
-      parallel_for(jobs.size(), ctx.threads, [&](size_t i) {
+      for_each_job(pool, jobs.size(), [&](size_t i) {
         Job& job = jobs[i];
-        job.choice.rank = rank_for_energy(singular_values(inputs_of(job).target()), options_.energy);
+        job.choice.rank = rank_for_energy(singular_values(inputs_of(model, job, options_).target()), options_.energy);
         job.choice.keep_dense = job.choice.rank > max_useful_rank(job.rows, job.cols);
       });
       break;
     case RankRule::Budget: {
-      // Sensitivity per component, as a fraction of the matrix's own error scale so that
-      // matrices of different norms compete fairly: with whitening the output energy of W·L;
-      // with calibration but no whitening the output error each plain component removes
-      // (s_i² v_iᵀ C v_i / tr(W C Wᵀ)); otherwise the weight energy s_i² / ||W||².
       std::vector<BudgetItem> items(jobs.size());
-      parallel_for(jobs.size(), ctx.threads, [&](size_t i) {
-        const Job& job = jobs[i];
-        const Inputs in = inputs_of(job);
-        BudgetItem& item = items[i];
-        item.rows = job.rows;
-        item.cols = job.cols;
-        const double reference = job.C ? (in.W * *job.C).cwiseProduct(in.W).sum() : 0.0;
-        if (!in.whitening && reference > 0) {
-          Eigen::BDCSVD<Eigen::MatrixXd> svd(in.W, Eigen::ComputeThinV);
-          const Eigen::VectorXd s = svd.singularValues();
-          const Eigen::MatrixXd& V = svd.matrixV();
-          item.gains.resize(s.size());
-          for (Eigen::Index k = 0; k < s.size(); ++k) {
-            item.gains[k] = s[k] * s[k] * V.col(k).dot(*job.C * V.col(k)) / reference;
-          }
-        } else {
-          const Eigen::VectorXd s = singular_values(in.target());
-          const double total = s.squaredNorm();
-          item.gains = total > 0 ? Eigen::VectorXd(s.array().square() / total) : Eigen::VectorXd::Zero(s.size());
-        }
-      });
+      for_each_job(pool, jobs.size(), [&](size_t i) { items[i] = budget_item(jobs[i], inputs_of(model, jobs[i], options_)); });
+      std::vector<std::string> names;
+      for (const Job& job : jobs) names.push_back(job.name);
       const std::vector<RankChoice> choices = allocate_budget(items, budget_params(model, names, options_.budget));
       for (size_t i = 0; i < jobs.size(); ++i) jobs[i].choice = choices[i];
       break;
     }
   }
+}
 
-  // 3. Factors and errors.
-  parallel_for(jobs.size(), ctx.threads, [&](size_t i) {
+// Stage 3: factors and errors of every job, several at a time; each job's report row is passed
+// on as soon as it and the jobs before it are done.
+std::vector<PassReportRow> factorize_all(std::vector<Job>& jobs, const CompressedModel& model, ThreadPool& pool,
+                                         const LowRankOptions& options_,
+                                         const std::function<void(const PassReportRow&)>& on_row) {
+  OrderedRows rows(jobs.size(), on_row);
+  for_each_job(pool, jobs.size(), [&](size_t i) {
     Job& job = jobs[i];
     const auto start = std::chrono::steady_clock::now();
     if (!job.choice.keep_dense) {
-      const Inputs in = inputs_of(job);
+      const Inputs in = inputs_of(model, job, options_);
       job.note = in.note;
       if (in.whitening) {
         job.whitening = in.whitening->kind();
@@ -388,65 +435,33 @@ std::vector<PassReportRow> LowRankPass::run(PassContext& ctx) {
       job.errors = measure_errors(in.W, job.factors, job.C);
     }
     job.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    rows.finish(i, report_row(job, model.at(job.name).encoding, options_.rule));
   });
+  return rows.take();
+}
 
-  // 4. Apply and report in model order.
-  std::vector<PassReportRow> rows;
+// Stage 4: the factors replace the dense matrices, in model order.
+void apply_factors(std::vector<Job>& jobs, CompressedModel& model) {
   for (Job& job : jobs) {
-    const int64_t out = job.rows, in = job.cols;
-    PassReportRow row;
-    row.tensor = job.name;
-    row.bytes_before = 4 * out * in;
-    row.seconds = job.seconds;
-    std::string note = job.note;
-    auto add_note = [&](const std::string& n) {
-      if (!n.empty()) note += (note.empty() ? "" : "; ") + n;
-    };
-    if (job.choice.keep_dense) {
-      row.action = "keep dense";
-      row.bytes_after = row.bytes_before;
-      if (max_useful_rank(out, in) == 0) {
-        add_note("no rank saves parameters at this shape");
-      } else if (options_.rule == RankRule::Budget) {
-        add_note("the budget keeps this matrix dense (its remaining error was worth the parameters)");
-      } else {
-        add_note("rank " + std::to_string(job.choice.rank) + " would not save parameters (" +
-                 std::to_string(int64_t(job.choice.rank) * (out + in)) + " >= " + std::to_string(out * in) + ")");
-      }
-      row.extra["rank"] = nullptr;
-      row.extra["weight_error"] = 0.0;
-      row.extra["output_error"] = job.C ? nlohmann::ordered_json(0.0) : nlohmann::ordered_json(nullptr);
-      row.extra["svd"] = nullptr;
-    } else {
-      const int r = job.choice.rank;
-      row.action = "lowrank r=" + std::to_string(r);
-      row.bytes_after = 4 * int64_t(r) * (out + in);
-      row.error = job.errors.weight;
-      add_note(job.factors.note);
-      row.extra["rank"] = r;
-      row.extra["weight_error"] = job.errors.weight;
-      row.extra["output_error"] =
-          job.errors.output ? nlohmann::ordered_json(*job.errors.output) : nlohmann::ordered_json(nullptr);
-      row.extra["svd"] = svd_method_name(job.factors.method_used);
-
-      const std::string base = base_of(job.name);
-      StoredTensor a;
-      a.name = layout::lowrank_a(base);
-      a.values = tensor_of(job.factors.a);
-      StoredTensor b;
-      b.name = layout::lowrank_b(base);
-      b.values = tensor_of(job.factors.b);
-      model.put(std::move(a), job.name);
-      model.put(std::move(b), layout::lowrank_a(base));
-      model.remove(job.name);
+    if (!job.choice.keep_dense) {
+      replace_by_factors(model, job.name, tensor_of(job.factors.a), tensor_of(job.factors.b));
     }
-    row.extra["whitening"] = job.whitening;
-    if (job.clamped > 0) add_note(std::to_string(job.clamped) + " eigenvalues of C clamped");
-    row.extra["note"] = note;
-    if (ctx.on_row) ctx.on_row(row);
-    rows.push_back(std::move(row));
     job.factors = LowRankFactors{};  // now owned by the model
   }
+}
+
+}  // namespace
+
+std::vector<PassReportRow> LowRankPass::run(PassContext& ctx) {
+  validate(ctx.model);
+  [[maybe_unused]] SingleThreadedEigen single_threaded;
+  const std::vector<std::string> names = selected(ctx.model);
+  if (ctx.on_start) ctx.on_start(static_cast<int64_t>(names.size()));
+  ThreadPool pool(std::max(1, std::min<int>(ctx.threads, static_cast<int>(names.size()))), 1);
+  std::vector<Job> jobs = make_jobs(ctx.model, names, ctx.calibration, options_.activation_aware);
+  choose_ranks(jobs, ctx.model, pool, options_);
+  std::vector<PassReportRow> rows = factorize_all(jobs, ctx.model, pool, options_, ctx.on_row);
+  apply_factors(jobs, ctx.model);
   return rows;
 }
 

@@ -9,12 +9,15 @@
 //   action        "lowrank r=<r>", or "keep dense (...)" when no rank the rule allows saves
 //                 parameters (r·(out+in) >= out·in)
 //   bytes         FP32 before (4·out·in) and after (4·r·(out+in), or unchanged)
-//   error         relative weight error ||W - lr_b·lr_a||_F / ||W||_F of the stored FP32 factors
+//   shape         [out, in]; encodings before (the weight's) and after (f32 factors)
+//   metric        rel_err = ||W - lr_b·lr_a||_F / ||W||_F of the stored FP32 factors (none
+//                 when kept dense); seconds of the factorisation
 //   extra         rank, weight_error, output_error (sqrt(tr(ΔW C ΔWᵀ)/tr(W C Wᵀ)) with the
 //                 undamped calibration C, null without calibration), svd (back end used),
 //                 whitening (none/cholesky/eigen), note (fallbacks)
 // Deterministic whatever ctx.threads: matrices are computed independently (several at a
-// time) and applied and reported in model order; Eigen itself runs single-threaded.
+// time, on runtime/engine's ThreadPool), reported in model order as they finish and applied
+// in model order; Eigen itself runs single-threaded.
 #pragma once
 
 #include <string>
@@ -71,23 +74,20 @@ struct LowRankOptions {
   // Throws UsageError (no location) when a value is out of range or a pattern is malformed;
   // for options built in code.
   void check() const;
-  nlohmann::ordered_json to_json() const;
 };
 
 class LowRankPass : public Pass {
  public:
   explicit LowRankPass(LowRankOptions options);  // calls options.check()
 
-  std::string name() const override { return "lowrank"; }
   bool needs_calibration() const override { return options_.activation_aware; }
   // UsageError when nothing matches, a match is not a 2-D "<base>.weight", or a budget
   // cannot give every target rank 1.
   void validate(const CompressedModel& model) const override;
-  // Exact for rank / divisor; the budget's bound for budget; 0 for energy (the rank is
-  // only known after the SVDs).
-  int64_t planned_bytes_delta(const CompressedModel& model) const override;
+  // Exact for rank / divisor. The energy and budget rules choose ranks from singular values:
+  // the plan notes that as unknown and factors every target at its largest useful rank.
+  void plan(CompressPlan& plan) const override;
   std::vector<PassReportRow> run(PassContext& ctx) override;
-  nlohmann::ordered_json settings() const override { return options_.to_json(); }
 
   // The names this pass would factor in `model`, in model order.
   std::vector<std::string> selected(const CompressedModel& model) const;

@@ -2,32 +2,11 @@
 
 #include <chrono>
 
+#include "compress/passes/channel_mix_tensors.h"
 #include "runtime/core/error.h"
 #include "runtime/format/layout.h"
-#include "compress/pipeline/compact_export.h"
 
 namespace rwkvlite {
-
-const StoredTensor& dense_ffn_matrix(const CompressedModel& model, int64_t layer, const std::string& which,
-                                     const std::string& pass) {
-  const std::string name = layout::matrix_weight(layout::ffn_tensor_name(layer, which));
-  if (!model.has(name)) {
-    if (model.has(layout::lowrank_a(layout::ffn_tensor_name(layer, which)))) {
-      throw UsageError(pass + ": '" + name + "' was low-ranked by an earlier pass; " + pass +
-                       " needs the dense channel-mix " + which + " (do not target it with lowrank)");
-    }
-    if (which == "value" && model.has(layout::ffn_value_neurons(layer))) {
-      throw UsageError(pass + ": layer " + std::to_string(layer) + " is already neuron-major (" +
-                       layout::ffn_value_neurons(layer) + "); give neuron_major once");
-    }
-    throw UsageError(pass + ": the model has no '" + name + "'");
-  }
-  const StoredTensor& t = model.at(name);
-  if (t.values.rank() != 2) {
-    throw UsageError(pass + ": '" + name + "' has shape " + shape_to_string(t.values.shape) + ", expected a matrix");
-  }
-  return t;
-}
 
 // ---- Options ------------------------------------------------------------------------------
 
@@ -35,12 +14,6 @@ NeuronMajorOptions NeuronMajorOptions::read(OptionReader& r) {
   NeuronMajorOptions o;
   o.ignore = r.get_patterns("ignore", o.ignore);
   return o;
-}
-
-nlohmann::ordered_json NeuronMajorOptions::to_json() const {
-  nlohmann::ordered_json j;
-  j["ignore"] = ignore;
-  return j;
 }
 
 // ---- Pass ---------------------------------------------------------------------------------
@@ -71,35 +44,60 @@ void NeuronMajorPass::validate(const CompressedModel& model) const {
   }
 }
 
+namespace {
+
+// Replaces layer l's value weight by `neurons` (its transpose [F, D]: the values in a run, only
+// the shape in a plan) right after the key, with the same encoding; makes both row-addressable.
+// Returns the stored value.neurons.
+const StoredTensor& replace_by_neurons(CompressedModel& model, int64_t l, Tensor neurons_values) {
+  const std::string key_name = layout::ffn_key_weight(l);
+  const std::string value_name = layout::ffn_value_weight(l);
+  StoredTensor neurons;
+  neurons.name = layout::ffn_value_neurons(l);
+  neurons.encoding = model.at(value_name).encoding;
+  neurons.row_addressable = true;
+  neurons.values = std::move(neurons_values);
+  model.remove(value_name);
+  model.at(key_name).row_addressable = true;
+  return model.put(std::move(neurons), key_name);
+}
+
+}  // namespace
+
+void NeuronMajorPass::plan(CompressPlan& plan) const {
+  for (int64_t l : selected_layers(plan.model)) {
+    const Tensor& value = plan.model.at(layout::ffn_value_weight(l)).values;
+    Tensor neurons;
+    neurons.shape = {value.dim(1), value.dim(0)};
+    replace_by_neurons(plan.model, l, std::move(neurons));
+  }
+}
+
 std::vector<PassReportRow> NeuronMajorPass::run(PassContext& ctx) {
   // Earlier passes may have changed the model since the pipeline validated it.
   validate(ctx.model);
+  const std::vector<int64_t> layers = selected_layers(ctx.model);
+  if (ctx.on_start) ctx.on_start(static_cast<int64_t>(layers.size()));
   std::vector<PassReportRow> rows;
-  for (int64_t l : selected_layers(ctx.model)) {
+  for (int64_t l : layers) {
     const auto t0 = std::chrono::steady_clock::now();
-    const std::string key_name = layout::ffn_key_weight(l);
-    const std::string value_name = layout::ffn_value_weight(l);
-    const StoredTensor& value = ctx.model.at(value_name);
+    const StoredTensor& value = ctx.model.at(layout::ffn_value_weight(l));
     const int64_t D = value.values.dim(0), F = value.values.dim(1);
-    StoredTensor neurons;
-    neurons.name = layout::ffn_value_neurons(l);
-    neurons.encoding = value.encoding;
-    neurons.row_addressable = true;
-    neurons.values = Tensor({F, D});
+    Tensor transposed({F, D});
     const float* src = value.values.data.data();
-    float* dst = neurons.values.data.data();
+    float* dst = transposed.data.data();
     for (int64_t d = 0; d < D; ++d) {
       for (int64_t j = 0; j < F; ++j) dst[j * D + d] = src[d * F + j];
     }
     PassReportRow row;
-    row.tensor = neurons.name;
+    row.tensor = layout::ffn_value_neurons(l);
+    row.shape = value.values.shape;
+    row.encoding_before = row.encoding_after = value.encoding;
     row.action = "neuron-major";
-    row.bytes_before = stored_tensor_bytes(value);
+    row.bytes_before = value.stored_bytes();
     row.extra["layer"] = l;
     row.extra["encoding"] = value.encoding;
-    ctx.model.remove(value_name);
-    ctx.model.at(key_name).row_addressable = true;
-    row.bytes_after = stored_tensor_bytes(ctx.model.put(std::move(neurons), key_name));
+    row.bytes_after = replace_by_neurons(ctx.model, l, std::move(transposed)).stored_bytes();
     row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (ctx.on_row) ctx.on_row(row);
     rows.push_back(std::move(row));

@@ -11,7 +11,8 @@
 // [F, D] / [D, F], or low-ranked (lr_a present) is a UsageError.
 //
 // Report rows (one per layer): tensor blocks.{i}.ffn.value.neurons, action "neuron-major",
-// bytes before = after (same encoding), error 0, extra {layer, encoding}.
+// shape [D, F] of the value weight, bytes before = after (same encoding), no metric (the
+// transpose is exact), seconds, extra {layer, encoding}.
 #pragma once
 
 #include <string>
@@ -22,11 +23,6 @@
 #include "compress/pipeline/tensor_selector.h"
 
 namespace rwkvlite {
-
-// The dense channel-mix matrix blocks.{layer}.ffn.{which}.weight (which = key or value) of
-// `model`; UsageError naming `pass` when it is missing or was low-ranked.
-const StoredTensor& dense_ffn_matrix(const CompressedModel& model, int64_t layer, const std::string& which,
-                                     const std::string& pass);
 
 // Config keys of a [[pass]] table of this type (defaults shown; docs/config.md):
 //
@@ -41,18 +37,15 @@ struct NeuronMajorOptions {
   std::vector<std::string> ignore;
 
   static NeuronMajorOptions read(OptionReader& reader);
-  nlohmann::ordered_json to_json() const;
 };
 
 class NeuronMajorPass : public Pass {
  public:
   explicit NeuronMajorPass(NeuronMajorOptions options);  // UsageError for a malformed pattern
 
-  std::string name() const override { return "neuron_major"; }
   void validate(const CompressedModel& model) const override;
-  int64_t planned_bytes_delta(const CompressedModel&) const override { return 0; }
+  void plan(CompressPlan& plan) const override;
   std::vector<PassReportRow> run(PassContext& ctx) override;
-  nlohmann::ordered_json settings() const override { return options_.to_json(); }
 
   // The layers this pass converts in `model`, ascending.
   std::vector<int64_t> selected_layers(const CompressedModel& model) const;

@@ -1,8 +1,11 @@
 #include "compress/passes/quantize_pass.h"
 
+#include "runtime/format/codec.h"
 #include "runtime/format/encoding.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 
 #include "runtime/core/error.h"
 
@@ -18,17 +21,24 @@ bool is_quantize_encoding(const std::string& encoding) {
   return std::find(all.begin(), all.end(), encoding) != all.end();
 }
 
-int64_t encoded_row_bytes(const std::string& encoding, int64_t cols) {
-  // The format library's own size, so plans and reports match the bytes actually written.
-  if (!is_quantize_encoding(encoding)) {
-    throw Error("encoded_row_bytes: '" + encoding + "' is not a storage encoding of the quantize pass", kExitInternal);
-  }
+double round_trip_error(const Tensor& values, const std::string& encoding) {
   const format::EncodingSpec spec = format::parse_encoding(encoding);
-  return static_cast<int64_t>(format::encoded_row_bytes(spec.encoding, cols, spec.params));
-}
-
-int64_t encoded_tensor_bytes(const std::string& encoding, const Tensor& t) {
-  return t.rows() * encoded_row_bytes(encoding, t.cols());
+  const int64_t rows = values.rows(), cols = values.cols();
+  const size_t row_bytes = format::encoded_row_bytes(spec, cols);
+  std::vector<uint8_t> encoded(row_bytes);
+  std::vector<float> decoded(static_cast<size_t>(cols));
+  double error = 0, reference = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* w = values.data.data() + r * cols;
+    format::encode_rows_into(w, 1, cols, spec.encoding, spec.params, encoded.data(), r);
+    format::decode_row(encoded.data(), cols, spec, decoded.data());
+    for (int64_t c = 0; c < cols; ++c) {
+      const double d = static_cast<double>(w[c]) - static_cast<double>(decoded[static_cast<size_t>(c)]);
+      error += d * d;
+      reference += static_cast<double>(w[c]) * static_cast<double>(w[c]);
+    }
+  }
+  return reference > 0 ? std::sqrt(error / reference) : 0.0;
 }
 
 // ---- Options ------------------------------------------------------------------------------
@@ -68,20 +78,6 @@ void QuantizeOptions::check() const {
   }
 }
 
-nlohmann::ordered_json QuantizeOptions::to_json() const {
-  nlohmann::ordered_json rules_json = nlohmann::ordered_json::array();
-  for (const auto& r : rules) {
-    nlohmann::ordered_json j;
-    j["targets"] = r.targets;
-    j["ignore"] = r.ignore;
-    j["encoding"] = r.encoding;
-    rules_json.push_back(std::move(j));
-  }
-  nlohmann::ordered_json out;
-  out["rules"] = std::move(rules_json);
-  return out;
-}
-
 // ---- Pass ---------------------------------------------------------------------------------
 
 QuantizePass::QuantizePass(QuantizeOptions options) : options_(std::move(options)) {
@@ -105,36 +101,54 @@ std::vector<int> QuantizePass::unmatched_rules(const CompressedModel& model) con
   return out;
 }
 
-int64_t QuantizePass::planned_bytes_delta(const CompressedModel& model) const {
-  int64_t delta = 0;
-  for (const StoredTensor& t : model.tensors()) {
-    const int rule = rule_for(t.name);
-    if (rule < 0 || !is_quantize_encoding(t.encoding)) continue;
-    delta += encoded_tensor_bytes(options_.rules[rule].encoding, t.values) - encoded_tensor_bytes(t.encoding, t.values);
+void QuantizePass::plan(CompressPlan& plan) const {
+  for (int rule : unmatched_rules(plan.model)) {
+    std::string targets;
+    for (const std::string& t : options_.rules[static_cast<size_t>(rule - 1)].targets) {
+      targets += (targets.empty() ? "" : ", ") + t;
+    }
+    plan.warnings.push_back("quantize: rule " + std::to_string(rule) + " (targets [" + targets +
+                            "]) matches no tensor of the model as the passes before it leave it");
   }
-  return delta;
+  for (const std::string& name : plan.model.names()) {
+    const int rule = rule_for(name);
+    StoredTensor& t = plan.model.at(name);
+    if (rule >= 0 && is_quantize_encoding(t.encoding)) t.encoding = options_.rules[static_cast<size_t>(rule)].encoding;
+  }
 }
 
 std::vector<PassReportRow> QuantizePass::run(PassContext& ctx) {
-  std::vector<PassReportRow> rows;
+  std::vector<std::string> matched;
   for (const std::string& name : ctx.model.names()) {
+    if (rule_for(name) >= 0) matched.push_back(name);
+  }
+  if (ctx.on_start) ctx.on_start(static_cast<int64_t>(matched.size()));
+  std::vector<PassReportRow> rows;
+  for (const std::string& name : matched) {
+    const auto t0 = std::chrono::steady_clock::now();
     const int rule = rule_for(name);
-    if (rule < 0) continue;
     StoredTensor& t = ctx.model.at(name);
     const std::string& encoding = options_.rules[rule].encoding;
     PassReportRow row;
     row.tensor = name;
+    row.shape = t.values.shape;
+    row.encoding_before = t.encoding;
     row.extra["rule"] = rule + 1;
     if (!is_quantize_encoding(t.encoding)) {
       // Another pass chose an exact representation (bit masks, indices); re-encoding it would
       // change what it means.
       row.action = "keep " + t.encoding + " (set by another pass)";
+      row.encoding_after = t.encoding;
       row.extra["encoding"] = t.encoding;
     } else {
-      row.bytes_before = encoded_tensor_bytes(t.encoding, t.values);
+      row.bytes_before = t.stored_bytes();
       row.action = (t.encoding == encoding ? "keep " : "encode ") + encoding;
       t.encoding = encoding;
-      row.bytes_after = encoded_tensor_bytes(t.encoding, t.values);
+      row.encoding_after = encoding;
+      row.bytes_after = t.stored_bytes();
+      row.metric = "rel_err";
+      row.value = round_trip_error(t.values, encoding);
+      row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       row.extra["encoding"] = encoding;
     }
     if (ctx.on_row) ctx.on_row(row);

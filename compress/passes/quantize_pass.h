@@ -5,9 +5,12 @@
 // tensors no rule matches keep their encoding. Tensors whose current encoding is not one of
 // this pass's (b1, i32, ... chosen by other passes for exact reasons) are left alone.
 //
-// Report rows (one per matched tensor): action "encode <enc>" (or "keep <enc>"), bytes before
-// and after by encoded_tensor_bytes, error 0 (the error appears only when values are encoded;
-// the writer and the evaluation measure it), extra {rule (1-based), encoding}.
+// Report rows (one per matched tensor): action "encode <enc>" (or "keep <enc>"), shape, the
+// encoding before and after, bytes before and after (format::encoded_tensor_bytes), metric
+// rel_err = ||W - decode(encode(W))||_F / ||W||_F through the format's codec (the values the
+// file will hold; the values themselves stay FP32 here), extra {rule (1-based), encoding}.
+// A rule that matches no tensor of the model as the passes before it leave it is a warning
+// (from plan()).
 #pragma once
 
 #include <string>
@@ -23,14 +26,9 @@ namespace rwkvlite {
 const std::vector<std::string>& quantize_encodings();
 bool is_quantize_encoding(const std::string& encoding);
 
-// Storage bytes of one row of `cols` values. The only place that knows these sizes, so it can
-// be swapped for the format library's own:
-//   f32 4·cols; f16, bf16 2·cols; i8 4 + cols (one f32 scale per row);
-//   i4g<G> ceil(cols/G)·4 + ceil(cols/2) (one f32 scale per group of G, two values per byte).
-// Error (internal) for an encoding not in quantize_encodings().
-int64_t encoded_row_bytes(const std::string& encoding, int64_t cols);
-// A tensor as rows x cols (Tensor::rows/cols: leading dimensions folded into rows).
-int64_t encoded_tensor_bytes(const std::string& encoding, const Tensor& t);
+// ||W - decode(encode(W))||_F / ||W||_F of a tensor stored in `encoding` (0 for an all-zero
+// tensor), encoded and decoded row by row with the format's codec, summed in double in row order.
+double round_trip_error(const Tensor& values, const std::string& encoding);
 
 struct QuantizeRule {
   std::vector<std::string> targets;
@@ -52,20 +50,18 @@ struct QuantizeOptions {
   // Reads and validates a [[pass]] table of type "quantize" (UsageError with location).
   static QuantizeOptions read(OptionReader& reader);
   void check() const;  // UsageError (no location) for options built in code
-  nlohmann::ordered_json to_json() const;
 };
 
 class QuantizePass : public Pass {
  public:
   explicit QuantizePass(QuantizeOptions options);  // calls options.check()
 
-  std::string name() const override { return "quantize"; }
   // Nothing model-specific to check up front: rules may target tensors that earlier passes
   // create (**.lr_a), which the model before the pipeline does not have.
   void validate(const CompressedModel& model) const override {}
-  int64_t planned_bytes_delta(const CompressedModel& model) const override;
+  // Sets the encodings run() sets; warns about rules that match no tensor.
+  void plan(CompressPlan& plan) const override;
   std::vector<PassReportRow> run(PassContext& ctx) override;
-  nlohmann::ordered_json settings() const override { return options_.to_json(); }
 
   // Index of the rule deciding `name`, or -1.
   int rule_for(const std::string& name) const;

@@ -7,13 +7,14 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 
 #include "runtime/core/error.h"
 #include "runtime/format/encoding.h"
+#include "compress/passes/channel_mix_tensors.h"
 #include "runtime/format/layout.h"
-#include "compress/passes/neuron_major_pass.h"
 #include "compress/algo/predictor_training.h"
-#include "compress/pipeline/compact_export.h"
+#include "compress/pipeline/ordered_rows.h"
 
 namespace rwkvlite {
 namespace {
@@ -29,11 +30,6 @@ uint64_t layer_seed(uint64_t seed, int64_t layer) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
-}
-
-int64_t encoded_bytes(const std::string& encoding, int64_t rows, int64_t cols) {
-  const format::EncodingSpec spec = format::parse_encoding(encoding);
-  return rows * static_cast<int64_t>(format::encoded_row_bytes(spec.encoding, cols, spec.params));
 }
 
 int sign_top_k_for(double fraction, int64_t F) {
@@ -167,20 +163,6 @@ void SparsityPredictorOptions::check() const {
   (void)TensorSelector(ignore, {});
 }
 
-nlohmann::ordered_json SparsityPredictorOptions::to_json() const {
-  nlohmann::ordered_json j;
-  j["rank"] = rank;
-  j["epochs"] = epochs;
-  j["batch_size"] = batch_size;
-  j["learning_rate"] = learning_rate;
-  j["holdout_fraction"] = holdout_fraction;
-  j["target_recall"] = target_recall;
-  j["sign_top_fraction"] = sign_top_fraction;
-  j["neuron_cache_fraction"] = neuron_cache_fraction;
-  j["ignore"] = ignore;
-  return j;
-}
-
 // ---- Pass ---------------------------------------------------------------------------------
 
 SparsityPredictorPass::SparsityPredictorPass(SparsityPredictorOptions options) : options_(std::move(options)) {
@@ -209,47 +191,90 @@ void SparsityPredictorPass::validate(const CompressedModel& model) const {
   }
 }
 
-int64_t SparsityPredictorPass::planned_bytes_delta(const CompressedModel& model) const {
-  int64_t delta = 0;
-  for (int64_t l : selected_layers(model)) {
-    const std::string key = layout::ffn_key_weight(l);
-    if (!model.has(key) || model.at(key).values.rank() != 2) continue;
-    const int64_t F = model.at(key).values.dim(0), D = model.at(key).values.dim(1);
-    delta += encoded_bytes("f32", options_.rank, D) + encoded_bytes("f32", F, options_.rank);
-    if (sign_top_k_for(options_.sign_top_fraction, F) > 0) delta += encoded_bytes("b1", F, D);
+namespace {
+
+// Puts layer l's predictor tensors after the layer's other channel-mix tensors: the 1-bit key
+// copy (when there is one: sign_top_fraction = 0 leaves it out of the file), down, up. The
+// tensors hold values in a run, only shapes in a plan.
+void put_predictor_tensors(CompressedModel& model, int64_t l, Tensor down, Tensor up, std::optional<Tensor> key_sign) {
+  const std::string prefix = layout::ffn_prefix(l);
+  std::string last;
+  for (const StoredTensor& t : model.tensors()) {
+    if (t.name.rfind(prefix, 0) == 0) last = t.name;
   }
-  return delta;
+  StoredTensor down_t{layout::ffn_predictor_down(l), std::move(down), "f32", false};
+  StoredTensor up_t{layout::ffn_predictor_up(l), std::move(up), "f32", false};
+  if (key_sign) {
+    StoredTensor sign;
+    sign.name = layout::ffn_key_sign(l);
+    sign.values = std::move(*key_sign);
+    sign.encoding = "b1";
+    const std::string sign_name = sign.name;
+    model.put(std::move(sign), last);
+    last = sign_name;
+  }
+  model.put(std::move(down_t), last);
+  model.put(std::move(up_t), layout::ffn_predictor_down(l));
 }
 
-std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
-  validate(ctx.model);
-  const PredictorTrainer& trainer = *registered_predictor_trainer();
-  const CalibrationData* calibration = ctx.calibration;
-  CompressedModel& model = ctx.model;
+// Bytes of one layer's predictor tensors (F x D key, rank r, with or without the 1-bit copy).
+int64_t predictor_bytes(int64_t F, int64_t D, int rank, bool with_sign) {
+  return format::encoded_tensor_bytes("f32", rank, D) + format::encoded_tensor_bytes("f32", F, rank) +
+         (with_sign ? format::encoded_tensor_bytes("b1", F, D) : 0);
+}
+
+Tensor shape_only(std::vector<int64_t> shape) {
+  Tensor t;
+  t.shape = std::move(shape);
+  return t;
+}
+
+}  // namespace
+
+void SparsityPredictorPass::plan(CompressPlan& plan) const {
+  layout::SparseFfnMeta sparse_ffn;
+  sparse_ffn.neuron_cache_fraction = options_.neuron_cache_fraction;
+  for (int64_t l : selected_layers(plan.model)) {
+    const Tensor& key = plan.model.at(layout::ffn_key_weight(l)).values;
+    const int64_t F = key.dim(0), D = key.dim(1);
+    const int k = sign_top_k_for(options_.sign_top_fraction, F);
+    std::optional<Tensor> sign;
+    if (k > 0) sign = shape_only(key.shape);
+    put_predictor_tensors(plan.model, l, shape_only({options_.rank, D}), shape_only({F, options_.rank}), std::move(sign));
+    // The threshold is measured on held-out samples: a placeholder here.
+    sparse_ffn.layers.push_back({l, 0.0, k});
+    plan.header_slack_bytes += kMaxJsonNumberChars - 1;
+  }
+  plan.model.file_metadata[layout::SparseFfnMeta::kKey] = sparse_ffn.to_json();
+}
+
+void SparsityPredictorPass::check_calibration(const CompressedModel& model, const CalibrationData* calibration) const {
   if (calibration == nullptr || calibration->ffn_key_inputs.size() != static_cast<size_t>(model.dims.n_layer) ||
       calibration->ffn_active_fraction.size() != static_cast<size_t>(model.dims.n_layer)) {
     throw Error("sparsity_predictor: the pipeline provided no channel-mix calibration samples", kExitInternal);
   }
-  if (model.file_metadata.contains(layout::SparseFfnMeta::kKey)) {
-    throw UsageError("sparsity_predictor: the config has two sparsity_predictor passes; give one");
-  }
-  const std::vector<int64_t> layers = selected_layers(model);
   const int64_t N = calibration->ffn_key_inputs[0].rows();
   const auto held_out = static_cast<int64_t>(std::llround(options_.holdout_fraction * static_cast<double>(N)));
-  const int64_t train_rows = N - held_out;
-  if (held_out < 1 || train_rows < 1) {
+  if (held_out < 1 || N - held_out < 1) {
     throw UsageError("sparsity_predictor: calibration kept " + std::to_string(N) +
                      " sampled tokens, too few to hold out " + std::to_string(options_.holdout_fraction) +
                      " of them; raise [calibration] bytes or samples");
   }
+}
 
-  // 1. Labels: the truth active_j = key_j · x_k > 0 for every sample, from the FP32 key.
-  std::vector<std::vector<uint8_t>> labels(layers.size());
+// Stage 1. Labels: the truth active_j = key_j · x_k > 0 for every sample, from the FP32 key.
+std::vector<PredictorTrainingJob> SparsityPredictorPass::training_jobs(const PassContext& ctx,
+                                                                       const std::vector<int64_t>& layers,
+                                                                       int64_t train_rows,
+                                                                       std::vector<std::vector<uint8_t>>& labels) const {
+  const CompressedModel& model = ctx.model;
+  const int64_t N = ctx.calibration->ffn_key_inputs[0].rows();
+  labels.assign(layers.size(), {});
   std::vector<PredictorTrainingJob> jobs(layers.size());
   for (size_t i = 0; i < layers.size(); ++i) {
     const int64_t l = layers[i];
     const Tensor& key_t = model.at(layout::ffn_key_weight(l)).values;
-    const CalibrationData::Rows& X = calibration->ffn_key_inputs[static_cast<size_t>(l)];
+    const CalibrationData::Rows& X = ctx.calibration->ffn_key_inputs[static_cast<size_t>(l)];
     if (X.rows() != N || X.cols() != key_t.dim(1)) {
       throw Error("sparsity_predictor: calibration samples of layer " + std::to_string(l) + " are " +
                       std::to_string(X.rows()) + "x" + std::to_string(X.cols()) + ", expected " + std::to_string(N) +
@@ -271,90 +296,105 @@ std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
     job.learning_rate = options_.learning_rate;
     job.seed = layer_seed(ctx.seed, l);
   }
+  return jobs;
+}
 
-  // 2. Training (LibTorch; deterministic for any thread count).
-  const std::vector<TrainedPredictor> trained = trainer(jobs, ctx.threads);
+// Stage 3 for one layer, on the thread that trained it: the threshold on the held-out samples
+// and the layer's report row (the model is not changed here).
+PassReportRow SparsityPredictorPass::evaluate_layer(const PassContext& ctx, int64_t l, const TrainedPredictor& p,
+                                                    const std::vector<uint8_t>& labels, int64_t train_rows,
+                                                    float& threshold) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  const CalibrationData* calibration = ctx.calibration;
+  const int64_t held_out = calibration->ffn_key_inputs[0].rows() - train_rows;
+  const Tensor& key_t = ctx.model.at(layout::ffn_key_weight(l)).values;
+  const int64_t F = key_t.dim(0), D = key_t.dim(1);
+  const ConstMap key(key_t.data.data(), F, D);
+  if (p.down.shape != std::vector<int64_t>{options_.rank, D} || p.up.shape != std::vector<int64_t>{F, options_.rank}) {
+    throw Error("sparsity_predictor: the trainer returned predictor tensors of the wrong shape", kExitInternal);
+  }
+  const ConstMap down(p.down.data.data(), options_.rank, D), up(p.up.data.data(), F, options_.rank);
+  const auto Xh = calibration->ffn_key_inputs[static_cast<size_t>(l)].bottomRows(held_out);
+  const RowMajorF hidden = (Xh * down.transpose()).cwiseMax(0.0f);
+  const RowMajorF scores = hidden * up.transpose();
+  const int k = sign_top_k_for(options_.sign_top_fraction, F);
+  // Without a 1-bit copy (k = 0) the sign rule selects nothing and its scores are not needed.
+  RowMajorF sign_scores(Xh.rows(), k > 0 ? F : 0);
+  if (k > 0) {
+    Eigen::VectorXf scale;
+    const RowMajorF signs = sign_key(key, scale);
+    sign_scores = (Xh * signs.transpose()) * scale.asDiagonal();
+  }
+  const HeldOutResult result = tune_threshold(scores, sign_scores, labels.data() + train_rows * F, k, options_.target_recall);
+  threshold = result.threshold;
+  const int64_t bytes = predictor_bytes(F, D, options_.rank, k > 0);
+
+  const PredictorQuality& q = result.quality;
+  const std::string prefix = layout::ffn_prefix(l);
+  PassReportRow row;
+  row.tensor = prefix + "predictor";
+  row.shape = key_t.shape;
+  row.encoding_after = "f32";
+  row.action = "predictor r=" + std::to_string(options_.rank);
+  row.bytes_after = bytes;
+  row.metric = "recall";
+  row.value = q.recall;
+  row.seconds = p.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  row.extra["layer"] = l;
+  row.extra["true_sparsity"] = 1.0 - calibration->ffn_active_fraction[static_cast<size_t>(l)];
+  row.extra["heldout_recall"] = q.recall;
+  row.extra["predicted_active_fraction"] = q.predicted_active_fraction;
+  row.extra["precision"] = q.precision;
+  row.extra["mlp_threshold"] = result.threshold;
+  row.extra["sign_top_k"] = k;
+  row.extra["sign_only_recall"] = q.sign_only_recall;
+  row.extra["train_seconds"] = p.seconds;
+  row.extra["predictor_bytes"] = bytes;
+  row.extra["final_loss"] = p.final_loss;
+  row.extra["train_samples"] = train_rows;
+  row.extra["heldout_samples"] = held_out;
+  return row;
+}
+
+std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
+  validate(ctx.model);
+  check_calibration(ctx.model, ctx.calibration);
+  CompressedModel& model = ctx.model;
+  if (model.file_metadata.contains(layout::SparseFfnMeta::kKey)) {
+    throw UsageError("sparsity_predictor: the config has two sparsity_predictor passes; give one");
+  }
+  const std::vector<int64_t> layers = selected_layers(model);
+  if (ctx.on_start) ctx.on_start(static_cast<int64_t>(layers.size()));
+  const int64_t N = ctx.calibration->ffn_key_inputs[0].rows();
+  const int64_t train_rows = N - static_cast<int64_t>(std::llround(options_.holdout_fraction * static_cast<double>(N)));
+
+  std::vector<std::vector<uint8_t>> labels;
+  const std::vector<PredictorTrainingJob> jobs = training_jobs(ctx, layers, train_rows, labels);
+
+  // 2. Training (LibTorch; deterministic for any thread count), and 3. each layer's threshold
+  //    and report row as soon as it is trained.
+  std::vector<float> thresholds(layers.size());
+  OrderedRows rows(layers.size(), ctx.on_row);
+  const std::vector<TrainedPredictor> trained =
+      (*registered_predictor_trainer())(jobs, ctx.threads, [&](size_t i, const TrainedPredictor& p) {
+        rows.finish(i, evaluate_layer(ctx, layers[i], p, labels[i], train_rows, thresholds[i]));
+      });
   if (trained.size() != jobs.size()) throw Error("sparsity_predictor: the trainer returned too few predictors", kExitInternal);
 
-  // 3. Threshold on the held-out samples, tensors and metadata, in layer order.
+  // 4. Tensors and metadata, in layer order.
   layout::SparseFfnMeta sparse_ffn;
   sparse_ffn.neuron_cache_fraction = options_.neuron_cache_fraction;
-  std::vector<PassReportRow> rows;
   for (size_t i = 0; i < layers.size(); ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
     const int64_t l = layers[i];
-    const std::string key_name = layout::ffn_key_weight(l);
-    const Tensor& key_t = model.at(key_name).values;
-    const int64_t F = key_t.dim(0), D = key_t.dim(1);
-    const ConstMap key(key_t.data.data(), F, D);
-    const TrainedPredictor& p = trained[i];
-    if (p.down.shape != std::vector<int64_t>{options_.rank, D} || p.up.shape != std::vector<int64_t>{F, options_.rank}) {
-      throw Error("sparsity_predictor: the trainer returned predictor tensors of the wrong shape", kExitInternal);
-    }
-    const ConstMap down(p.down.data.data(), options_.rank, D), up(p.up.data.data(), F, options_.rank);
-    const auto Xh = calibration->ffn_key_inputs[static_cast<size_t>(l)].bottomRows(held_out);
-    const RowMajorF hidden = (Xh * down.transpose()).cwiseMax(0.0f);
-    const RowMajorF scores = hidden * up.transpose();
-    const int k = sign_top_k_for(options_.sign_top_fraction, F);
-    // Without a 1-bit copy (k = 0) the sign rule selects nothing and its scores are not needed.
-    RowMajorF sign_scores(Xh.rows(), k > 0 ? F : 0);
-    if (k > 0) {
-      Eigen::VectorXf scale;
-      const RowMajorF signs = sign_key(key, scale);
-      sign_scores = (Xh * signs.transpose()) * scale.asDiagonal();
-    }
-    const HeldOutResult result =
-        tune_threshold(scores, sign_scores, labels[i].data() + train_rows * F, k, options_.target_recall);
-
-    // Tensors after the layer's other channel-mix tensors: sign, down, up.
-    const std::string prefix = layout::ffn_prefix(l);
-    std::string last;
-    for (const StoredTensor& t : model.tensors()) {
-      if (t.name.rfind(prefix, 0) == 0) last = t.name;
-    }
-    StoredTensor down_t{layout::ffn_predictor_down(l), p.down, "f32", false};
-    StoredTensor up_t{layout::ffn_predictor_up(l), p.up, "f32", false};
-    int64_t bytes = stored_tensor_bytes(down_t) + stored_tensor_bytes(up_t);
-    if (k > 0) {  // sign_top_fraction = 0 leaves the 1-bit copy out of the file
-      StoredTensor sign;
-      sign.name = layout::ffn_key_sign(l);
-      sign.values = key_t;
-      sign.encoding = "b1";
-      bytes += stored_tensor_bytes(sign);
-      const std::string sign_name = sign.name;
-      model.put(std::move(sign), last);
-      last = sign_name;
-    }
-    model.put(std::move(down_t), last);
-    model.put(std::move(up_t), layout::ffn_predictor_down(l));
-
-    sparse_ffn.layers.push_back({l, result.threshold, k});
-
-    const PredictorQuality& q = result.quality;
-    PassReportRow row;
-    row.tensor = prefix + "predictor";
-    row.action = "predictor r=" + std::to_string(options_.rank);
-    row.bytes_after = bytes;
-    row.error = 1.0 - q.recall;
-    row.seconds = p.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    row.extra["layer"] = l;
-    row.extra["true_sparsity"] = 1.0 - calibration->ffn_active_fraction[static_cast<size_t>(l)];
-    row.extra["heldout_recall"] = q.recall;
-    row.extra["predicted_active_fraction"] = q.predicted_active_fraction;
-    row.extra["precision"] = q.precision;
-    row.extra["mlp_threshold"] = result.threshold;
-    row.extra["sign_top_k"] = k;
-    row.extra["sign_only_recall"] = q.sign_only_recall;
-    row.extra["train_seconds"] = p.seconds;
-    row.extra["predictor_bytes"] = bytes;
-    row.extra["final_loss"] = p.final_loss;
-    row.extra["train_samples"] = train_rows;
-    row.extra["heldout_samples"] = held_out;
-    if (ctx.on_row) ctx.on_row(row);
-    rows.push_back(std::move(row));
+    const Tensor& key_t = model.at(layout::ffn_key_weight(l)).values;
+    const int k = sign_top_k_for(options_.sign_top_fraction, key_t.dim(0));
+    std::optional<Tensor> sign;
+    if (k > 0) sign = key_t;
+    put_predictor_tensors(model, l, trained[i].down, trained[i].up, std::move(sign));
+    sparse_ffn.layers.push_back({l, thresholds[i], k});
   }
   model.file_metadata[layout::SparseFfnMeta::kKey] = sparse_ffn.to_json();
-  return rows;
+  return rows.take();
 }
 
 }  // namespace rwkvlite

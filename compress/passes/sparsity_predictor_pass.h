@@ -23,7 +23,8 @@
 // name matches are left dense).
 //
 // Report rows (one per layer): tensor blocks.{i}.ffn.predictor, action "predictor r=<r>",
-// bytes before 0 and after the bytes of the three tensors, error = 1 - held-out recall,
+// shape [F, D] of the key, bytes before 0 and after the bytes of the three tensors, metric
+// recall (held-out recall of the union rule), seconds (training and threshold),
 // extra {layer, true_sparsity, heldout_recall, predicted_active_fraction, precision,
 // mlp_threshold, sign_top_k, sign_only_recall, train_seconds, predictor_bytes, final_loss,
 // train_samples, heldout_samples}.
@@ -32,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/algo/predictor_training.h"
 #include "compress/pipeline/option_reader.h"
 #include "compress/pipeline/pass.h"
 #include "compress/pipeline/tensor_selector.h"
@@ -68,7 +70,6 @@ struct SparsityPredictorOptions {
 
   static SparsityPredictorOptions read(OptionReader& reader);
   void check() const;  // UsageError (no location) for options built in code
-  nlohmann::ordered_json to_json() const;
 };
 
 // What the held-out split says about one layer's predictor with a given threshold.
@@ -83,16 +84,22 @@ class SparsityPredictorPass : public Pass {
  public:
   explicit SparsityPredictorPass(SparsityPredictorOptions options);  // calls options.check()
 
-  std::string name() const override { return "sparsity_predictor"; }
   bool needs_calibration() const override { return true; }
   void validate(const CompressedModel& model) const override;
-  int64_t planned_bytes_delta(const CompressedModel& model) const override;
+  // The tensors and metadata keys exactly; each layer's mlp_threshold is measured, so the
+  // plan holds a placeholder and widens header_slack_bytes.
+  void plan(CompressPlan& plan) const override;
   std::vector<PassReportRow> run(PassContext& ctx) override;
-  nlohmann::ordered_json settings() const override { return options_.to_json(); }
 
   std::vector<int64_t> selected_layers(const CompressedModel& model) const;
 
  private:
+  // Error (internal) without channel-mix samples; UsageError when too few to hold out.
+  void check_calibration(const CompressedModel& model, const CalibrationData* calibration) const;
+  std::vector<PredictorTrainingJob> training_jobs(const PassContext& ctx, const std::vector<int64_t>& layers,
+                                                  int64_t train_rows, std::vector<std::vector<uint8_t>>& labels) const;
+  PassReportRow evaluate_layer(const PassContext& ctx, int64_t layer, const TrainedPredictor& trained,
+                               const std::vector<uint8_t>& labels, int64_t train_rows, float& threshold) const;
   SparsityPredictorOptions options_;
   TensorSelector ignore_;
 };

@@ -1,13 +1,16 @@
 #include "compress/pipeline/calibration.h"
 
 #include <spdlog/spdlog.h>
+#include <xxhash.h>
 
 #include <chrono>
+#include <cstdio>
 
 #include "runtime/core/error.h"
 #include "runtime/core/progress.h"
 #include "runtime/engine/build_weights.h"
 #include "runtime/engine/engine.h"
+#include "runtime/eval/text_source.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace rwkvlite {
@@ -119,6 +122,29 @@ CalibrationData run_calibration(const Model& model, const CalibrationRequest& re
                found.size(), n_samples,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return data;
+}
+
+CalibrationText read_calibration_text(const CalibrationConfig& c) {
+  CalibrationText out;
+  out.path = c.text_path == "bundled" ? bundled_text_path() : c.text_path;
+  out.text = read_text_range(out.path, static_cast<uint64_t>(c.offset), static_cast<uint64_t>(c.bytes));
+  if (c.interleave_zeros) out.text = interleave_zero_bytes(out.text);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(XXH64(out.text.data(), out.text.size(), 0)));
+  out.xxh64 = hex;
+  return out;
+}
+
+int64_t calibration_token_count(const Model& model, const std::string& text) {
+  return static_cast<int64_t>(tokenizer_for(model.dims.n_vocab, "")->encode(text).size());
+}
+
+int64_t estimate_calibration_bytes(const Model& model, const std::set<std::string>& projections,
+                                   const CalibrationConfig& config) {
+  int64_t bytes = 0;
+  for (const std::string& name : projections) bytes += model.at(name).cols() * model.at(name).cols() * 8;
+  const int64_t samples = std::min(config.samples, config.bytes);
+  return bytes + samples * (model.dims.n_layer + 1) * model.dims.n_embd * 4;
 }
 
 }  // namespace rwkvlite

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "runtime/core/model.h"
+#include "compress/pipeline/config.h"
 #include "compress/pipeline/pass.h"
 
 namespace rwkvlite {
@@ -22,5 +23,24 @@ struct CalibrationRequest {
 
 // Deterministic for any thread count: accumulation happens in token order on one thread.
 CalibrationData run_calibration(const Model& model, const CalibrationRequest& request);
+
+// The calibration text a [calibration] section names: the bytes read (zero bytes interleaved
+// when asked), the path they came from ("bundled" resolved) and their xxh64 (16 hex digits,
+// recorded in the file's provenance).
+struct CalibrationText {
+  std::string path;
+  std::string text;
+  std::string xxh64;
+};
+CalibrationText read_calibration_text(const CalibrationConfig& config);
+
+// Tokens run_calibration will see for `text` (the model's tokenizer), for the dry run.
+int64_t calibration_token_count(const Model& model, const std::string& text);
+
+// Memory calibration holds, for the dry run: one D x D double matrix per recorded projection
+// (`projections`, canonical weight names) plus the sampled activations (L + 1 rows of D floats
+// per sampled token, at most min(samples, bytes) of them).
+int64_t estimate_calibration_bytes(const Model& model, const std::set<std::string>& projections,
+                                   const CalibrationConfig& config);
 
 }  // namespace rwkvlite

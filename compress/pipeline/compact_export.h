@@ -1,4 +1,5 @@
-// Writes a CompressedModel as one compact file (runtime/format), atomically.
+// Writes a CompressedModel as one compact file (runtime/format), atomically, and computes the
+// size that file will have from a plan (shapes and encodings only), for --dry-run.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -16,10 +17,14 @@ namespace rwkvlite {
 // tensors get one checksum per row.
 void write_compact(const CompressedModel& model, const std::string& path, const nlohmann::json& metadata);
 
-// Bytes one tensor occupies in the file in its chosen encoding (without alignment padding).
-int64_t stored_tensor_bytes(const StoredTensor& tensor);
-
-// Bytes the tensors will occupy in the file (without header), for --dry-run.
-int64_t planned_compact_bytes(const CompressedModel& model);
+// The sizes write_compact would produce for this model and metadata, computed from names,
+// shapes, encodings and flags alone (values are not read): the data section exactly, and the
+// header exactly for this metadata (the checksums have a fixed width).
+struct CompactFileSize {
+  int64_t data_bytes = 0;    // the data section: every tensor, each padded to the alignment
+  int64_t header_bytes = 0;  // the JSON header
+  int64_t file_bytes = 0;    // preamble + data + header
+};
+CompactFileSize compact_file_size(const CompressedModel& model, const nlohmann::json& metadata);
 
 }  // namespace rwkvlite

@@ -2,6 +2,7 @@
 
 #include "runtime/core/arch.h"
 #include "runtime/core/error.h"
+#include "runtime/format/encoding.h"
 
 namespace rwkvlite {
 
@@ -15,6 +16,28 @@ CompressedModel CompressedModel::from_dense(const Model& model) {
     t.name = name;
     t.values = model.at(name);
     c.tensors_.push_back(std::move(t));
+  }
+  c.reindex();
+  return c;
+}
+
+int64_t StoredTensor::stored_bytes() const {
+  return format::encoded_tensor_bytes(encoding, values.rows(), values.cols());
+}
+
+CompressedModel CompressedModel::shapes_only() const {
+  CompressedModel c;
+  c.arch = arch;
+  c.dims = dims;
+  c.ln_x_eps = ln_x_eps;
+  c.file_metadata = file_metadata;
+  for (const StoredTensor& t : tensors_) {
+    StoredTensor s;
+    s.name = t.name;
+    s.values.shape = t.values.shape;
+    s.encoding = t.encoding;
+    s.row_addressable = t.row_addressable;
+    c.tensors_.push_back(std::move(s));
   }
   c.reindex();
   return c;

@@ -22,15 +22,21 @@ namespace rwkvlite {
 
 struct StoredTensor {
   std::string name;
-  Tensor values;                 // FP32 values; the encoding is applied when the file is written
+  Tensor values;                 // FP32 values (only the shape in a plan); the encoding is applied when the file is written
   std::string encoding = "f32";  // a codec name of runtime/format (f32, f16, bf16, i8, i4g64, b1, i32, ...)
   bool row_addressable = false;  // one checksum per row: the runtime reads single rows on demand
+
+  // Bytes of the values in the file in `encoding` (format::encoded_tensor_bytes; no padding).
+  int64_t stored_bytes() const;
 };
 
 class CompressedModel {
  public:
   // Starts from a dense canonical model: every tensor FP32, in the canonical writing order.
   static CompressedModel from_dense(const Model& model);
+  // A copy with every tensor's name, shape, encoding and flags but no values (Tensor::data
+  // empty): what a dry run plans on (pass.h, CompressPlan).
+  CompressedModel shapes_only() const;
 
   ArchVersion arch = ArchVersion::V4;
   ModelDims dims;
@@ -45,8 +51,6 @@ class CompressedModel {
   const std::vector<StoredTensor>& tensors() const { return tensors_; }
   std::vector<std::string> names() const;
 
-  // Per-pass records written into the compact file's metadata ("passes": [...]).
-  nlohmann::ordered_json pass_records = nlohmann::ordered_json::array();
   // Top-level keys a pass adds to the compact file's metadata for the runtime (settings that
   // are not tensors, e.g. "sparse_ffn"; docs/compact-format.md section 6). write_compact merges
   // them into the metadata it is given; a key that is already there is an internal error.

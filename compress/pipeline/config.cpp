@@ -22,6 +22,12 @@ bool PipelineConfig::needs_calibration() const {
   return false;
 }
 
+nlohmann::ordered_json PassSpec::settings() const {
+  nlohmann::ordered_json out = options;
+  out.erase("type");
+  return out;
+}
+
 namespace {
 
 CalibrationConfig read_calibration(OptionReader& r, const std::string& base_dir) {

@@ -65,8 +65,12 @@ struct CalibrationConfig {
 struct PassSpec {
   std::string type;
   std::string location;           // "<file>:<line>:<column>" of its [[pass]] header
-  nlohmann::ordered_json options;  // this pass's part of `resolved`
+  nlohmann::ordered_json options;  // this pass's part of `resolved` ("type" first)
   std::unique_ptr<Pass> pass;
+
+  // The pass's resolved settings as the compact file and the report record them: `options`
+  // without "type" (the one serialisation of a pass's settings).
+  nlohmann::ordered_json settings() const;
 };
 
 struct PipelineConfig {

@@ -6,15 +6,15 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "converters/model_io.h"
 #include "runtime/core/error.h"
 #include "runtime/core/file_io.h"
 #include "runtime/core/resource_usage.h"
 #include "runtime/core/version.h"
-#include "runtime/format/layout.h"
-#include "runtime/eval/text_source.h"
 #include "runtime/core/progress.h"
+#include "runtime/format/layout.h"
 #include "compress/pipeline/calibration.h"
 #include "compress/pipeline/compact_export.h"
 #include "compress/pipeline/config.h"
@@ -38,6 +38,231 @@ std::string mib(int64_t b) {
   return buf;
 }
 
+// Projections whose input statistics calibration records (layout::is_calibrated_projection).
+std::set<std::string> calibrated_projections(const Model& model) {
+  std::set<std::string> out;
+  for (const auto& [name, t] : model.tensors) {
+    if (layout::is_calibrated_projection(name)) out.insert(name);
+  }
+  return out;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+// One report row as a log line, after llama.cpp's quantize log:
+//   [ 3/24] blocks.0.att.key.weight - [256, 256], f32 -> f32, lowrank r=64 .. size = A -> B, rel_err=0.0123, 0.05 s
+// The metric and the time appear only when the pass measured them.
+std::string row_line(const PassReportRow& r, int64_t row_no, int64_t rows_total) {
+  const int width = static_cast<int>(std::to_string(std::max<int64_t>(rows_total, row_no)).size());
+  std::string line = rows_total > 0 ? fmt::format("[{:>{}}/{}] ", row_no, width, rows_total) : fmt::format("[{}] ", row_no);
+  line += r.tensor;
+  if (!r.shape.empty()) line += " - " + shape_text(r.shape);
+  if (!r.encoding_before.empty() && !r.encoding_after.empty()) {
+    line += ", " + r.encoding_before + " -> " + r.encoding_after;
+  } else if (!r.encoding_after.empty()) {
+    line += ", new " + r.encoding_after;
+  }
+  line += ", " + r.action + " .. size = " + mib(r.bytes_before) + " -> " + mib(r.bytes_after);
+  if (r.value) line += fmt::format(", {}={:.4f}", r.metric, *r.value);
+  if (r.seconds) line += fmt::format(", {:.2f} s", *r.seconds);
+  return line;
+}
+
+// A report row in the JSON report: the metric under its own name ("rel_err": 0.01), and
+// "seconds" only when measured.
+nlohmann::ordered_json row_json(const std::string& pass, const PassReportRow& r) {
+  nlohmann::ordered_json j = {{"pass", pass}, {"tensor", r.tensor}, {"shape", r.shape}, {"action", r.action},
+                              {"bytes_before", r.bytes_before}, {"bytes_after", r.bytes_after}};
+  if (!r.encoding_before.empty()) j["encoding_before"] = r.encoding_before;
+  if (!r.encoding_after.empty()) j["encoding_after"] = r.encoding_after;
+  if (r.value) j[r.metric] = *r.value;
+  if (r.seconds) j["seconds"] = *r.seconds;
+  j["extra"] = r.extra;
+  return j;
+}
+
+nlohmann::ordered_json pass_records(const PipelineConfig& config) {
+  nlohmann::ordered_json records = nlohmann::ordered_json::array();
+  for (const PassSpec& spec : config.passes) records.push_back({{"type", spec.type}, {"settings", spec.settings()}});
+  return records;
+}
+
+// What the file records about its inputs; `calibration` is null when no pass needs it.
+nlohmann::ordered_json provenance_of(const CompressOptions& o, const PipelineConfig& config,
+                                     const CalibrationText* calibration, int64_t calibration_tokens) {
+  return {{"tool", "rwkvlite"},
+          {"tool_version", RWKVLITE_VERSION},
+          {"input_file", std::filesystem::path(o.model_path).filename().string()},
+          {"input_xxh64", file_xxh64(o.model_path)},
+          {"calibration_text_xxh64", calibration ? calibration->xxh64 : std::string()},
+          {"calibration_tokens", calibration_tokens},
+          {"seed", config.calibration.seed},
+          {"config_hash", config.hash}};
+}
+
+nlohmann::ordered_json file_metadata_of(const PipelineConfig& config, const nlohmann::ordered_json& provenance) {
+  return {{"passes", pass_records(config)}, {"config", config.resolved}, {"provenance", provenance}};
+}
+
+// The config, the dense model and the passes planned on it: what both a dry run and a real
+// run start from. Every pass is validated against the plan of the passes before it, so a
+// config that cannot work fails here, before calibration.
+struct Prepared {
+  PipelineConfig config;
+  Model model;
+  CompressedModel cm;
+  CompressPlan plan;
+  std::optional<CalibrationText> calibration_text;
+  int64_t dense_fp32_bytes = 0;
+};
+
+CompressPlan plan_passes(const PipelineConfig& config, const CompressedModel& cm) {
+  CompressPlan plan{cm.shapes_only(), {}, 0, {}};
+  for (const PassSpec& spec : config.passes) {
+    spec.pass->validate(plan.model);
+    spec.pass->plan(plan);
+  }
+  return plan;
+}
+
+Prepared prepare(const CompressOptions& o, const PassRegistry& passes) {
+  Prepared p;
+  std::vector<std::string> overrides = o.overrides;
+  if (o.seed) overrides.push_back("calibration.seed=" + std::to_string(*o.seed));
+  p.config = load_pipeline_config(o.config_path, passes, overrides);
+  const PipelineConfig& config = p.config;
+  spdlog::info("config {} ({} passes, run id {})", o.config_path, config.passes.size(), config.hash);
+  if (!o.dry_run) refuse_existing_output(o.output_path, o.force);
+
+  LoadOptions load;
+  load.ln_x_eps = o.ln_x_eps;
+  p.model = load_model(o.model_path, load);
+  const Model& model = p.model;
+  spdlog::info("model {}: RWKV {}, {} layers x {}, {:.2f} M parameters", o.model_path, arch_name(model.arch),
+               model.dims.n_layer, model.dims.n_embd, model.parameter_count() / 1e6);
+  p.cm = CompressedModel::from_dense(model);
+  p.dense_fp32_bytes = model.parameter_count() * 4;
+  p.plan = plan_passes(config, p.cm);
+  for (const std::string& w : p.plan.warnings) spdlog::warn("{}", w);
+  if (config.needs_calibration()) p.calibration_text = read_calibration_text(config.calibration);
+  return p;
+}
+
+CompressPlanSummary summarize_plan(const CompressOptions& o, const Prepared& p) {
+  CompressPlanSummary s;
+  const CalibrationText* text = p.calibration_text ? &*p.calibration_text : nullptr;
+  const int64_t tokens = text ? calibration_token_count(p.model, text->text) : 0;
+  s.size = compact_file_size(p.plan.model, file_metadata_of(p.config, provenance_of(o, p.config, text, tokens)));
+  s.header_slack_bytes = p.plan.header_slack_bytes;
+  s.unknowns = p.plan.unknowns;
+  s.dense_fp32_bytes = p.dense_fp32_bytes;
+  if (p.config.needs_calibration()) {
+    s.calibration_bytes = estimate_calibration_bytes(p.model, calibrated_projections(p.model), p.config.calibration);
+  }
+  // Peak memory: the dense model, its FP32 working copy, and the calibration statistics.
+  s.peak_memory_bytes = 2 * p.dense_fp32_bytes + s.calibration_bytes;
+  return s;
+}
+
+void print_dry_run(const CompressPlanSummary& s, const PipelineConfig& config) {
+  if (!s.unknowns.empty()) {
+    std::string why;
+    for (const std::string& u : s.unknowns) why += (why.empty() ? "" : "; ") + u;
+    std::printf("planned_file_bytes      unknown (%s)\n", why.c_str());
+  } else if (s.header_slack_bytes > 0) {
+    std::printf("planned_file_bytes      %lld .. %lld (%s; dense FP32 %s; tensors exact, the header holds measured "
+                "numbers)\n",
+                (long long)s.size.file_bytes, (long long)(s.size.file_bytes + s.header_slack_bytes),
+                mib(s.size.file_bytes).c_str(), mib(s.dense_fp32_bytes).c_str());
+  } else {
+    std::printf("planned_file_bytes      %lld (%s; dense FP32 %s)\n", (long long)s.size.file_bytes,
+                mib(s.size.file_bytes).c_str(), mib(s.dense_fp32_bytes).c_str());
+  }
+  std::printf("planned_peak_memory     %s (model x2 + calibration statistics %s)\n", mib(s.peak_memory_bytes).c_str(),
+              mib(s.calibration_bytes).c_str());
+  std::printf("passes                  %zu (%s)\n", config.passes.size(), config.hash.c_str());
+}
+
+// Calibration, once, for every pass that needs it.
+CalibrationData calibrate(const Prepared& p, int threads) {
+  const auto& c = p.config.calibration;
+  const CalibrationText& text = *p.calibration_text;
+  CalibrationRequest req;
+  req.text = text.text;
+  req.threads = threads;
+  req.max_samples = c.samples;
+  req.projections = calibrated_projections(p.model);
+  spdlog::info("calibration: {} bytes of {} from offset {}", text.text.size(), text.path, c.offset);
+  return run_calibration(p.model, req);
+}
+
+// Runs every pass in order on the model, logging each row as it completes; returns the
+// report rows.
+nlohmann::ordered_json run_passes(Prepared& p, const CalibrationData* calibration, int threads) {
+  const PipelineConfig& config = p.config;
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  int index = 0;
+  for (const PassSpec& spec : config.passes) {
+    ++index;
+    const auto t0 = std::chrono::steady_clock::now();
+    PassContext ctx{p.cm, calibration, config.calibration.seed, threads, {}, {}};
+    const std::string label =
+        "pass " + std::to_string(index) + "/" + std::to_string(config.passes.size()) + " " + spec.type;
+    std::unique_ptr<ProgressLine> progress = std::make_unique<ProgressLine>(label, 0);
+    int64_t row_no = 0, rows_total = 0;
+    ctx.on_start = [&](int64_t n) {
+      rows_total = n;
+      progress->clear();
+      progress = std::make_unique<ProgressLine>(label, n);
+    };
+    ctx.on_row = [&](const PassReportRow& r) {
+      ++row_no;
+      progress->clear();
+      spdlog::info("[{}] {}", label, row_line(r, row_no, rows_total));
+      progress->update(row_no, "tensors done");
+    };
+    const std::vector<PassReportRow> result = spec.pass->run(ctx);
+    progress->clear();
+    for (const PassReportRow& r : result) rows.push_back(row_json(spec.type, r));
+    spdlog::info("pass {}/{} {} done: {} tensors in {:.2f} s", index, config.passes.size(), spec.type, result.size(),
+                 seconds_since(t0));
+  }
+  return rows;
+}
+
+// The compact file and the JSON report.
+void write_outputs(const CompressOptions& o, const Prepared& p, const CalibrationData& calibration,
+                   nlohmann::ordered_json rows, std::chrono::steady_clock::time_point t_start) {
+  const PipelineConfig& config = p.config;
+  const int64_t dense_fp32_bytes = p.dense_fp32_bytes;
+  const CalibrationText* text = p.calibration_text ? &*p.calibration_text : nullptr;
+  const nlohmann::ordered_json provenance = provenance_of(o, config, text, calibration.tokens);
+  write_compact(p.cm, o.output_path, file_metadata_of(config, provenance));
+  const uint64_t out_bytes = file_size_or_throw(o.output_path);
+  spdlog::info("wrote {}: {} ({:.2f}x smaller than dense FP32)", o.output_path, mib(static_cast<int64_t>(out_bytes)),
+               dense_fp32_bytes / static_cast<double>(out_bytes));
+
+  nlohmann::ordered_json report = {{"schema_version", 1},
+                                   {"output", o.output_path},
+                                   {"file_bytes", out_bytes},
+                                   {"dense_fp32_bytes", dense_fp32_bytes},
+                                   {"config", config.resolved},
+                                   {"provenance", provenance},
+                                   {"tensors", std::move(rows)},
+                                   {"seconds", seconds_since(t_start)},
+                                   {"peak_rss_bytes", peak_rss_bytes()}};
+  const std::string report_path = o.report_path.empty() ? o.output_path + ".report.json" : o.report_path;
+  AtomicFile rf(report_path);
+  const std::string text_out = report.dump(2) + "\n";
+  rf.write(text_out.data(), text_out.size());
+  rf.commit();
+  spdlog::info("report: {}", report_path);
+}
+
 }  // namespace
 
 std::string file_xxh64(const std::string& path) {
@@ -55,121 +280,23 @@ std::string file_xxh64(const std::string& path) {
   return hex64(h);
 }
 
+CompressPlanSummary plan_compress(const CompressOptions& options, const PassRegistry& passes) {
+  CompressOptions o = options;
+  o.dry_run = true;
+  return summarize_plan(o, prepare(o, passes));
+}
+
 int run_compress(const CompressOptions& o, const PassRegistry& passes) {
   const auto t_start = std::chrono::steady_clock::now();
-  std::vector<std::string> overrides = o.overrides;
-  if (o.seed) overrides.push_back("calibration.seed=" + std::to_string(*o.seed));
-  PipelineConfig config = load_pipeline_config(o.config_path, passes, overrides);
-  spdlog::info("config {} ({} passes, run id {})", o.config_path, config.passes.size(), config.hash);
-  if (!o.dry_run) refuse_existing_output(o.output_path, o.force);
-
-  LoadOptions load;
-  load.ln_x_eps = o.ln_x_eps;
-  const Model model = load_model(o.model_path, load);
-  spdlog::info("model {}: RWKV {}, {} layers x {}, {:.2f} M parameters", o.model_path, arch_name(model.arch),
-               model.dims.n_layer, model.dims.n_embd, model.parameter_count() / 1e6);
-  CompressedModel cm = CompressedModel::from_dense(model);
-  const int64_t dense_fp32_bytes = model.parameter_count() * 4;
-
-  for (const PassSpec& spec : config.passes) spec.pass->validate(cm);
+  Prepared p = prepare(o, passes);
   if (o.dry_run) {
-    int64_t planned = planned_compact_bytes(cm);
-    for (const PassSpec& spec : config.passes) planned += spec.pass->planned_bytes_delta(cm);
-    // Peak memory: the dense model, its FP32 working copy, and (with calibration) one D x D
-    // double matrix per recorded projection plus the sampled activations (L + 1 rows of D
-    // floats per sampled token).
-    int64_t calib = 0;
-    if (config.needs_calibration()) {
-      for (const auto& [name, t] : model.tensors) {
-        if (layout::is_calibrated_projection(name)) calib += t.cols() * t.cols() * 8;
-      }
-      const int64_t samples = std::min(config.calibration.samples, config.calibration.bytes);
-      calib += samples * (model.dims.n_layer + 1) * model.dims.n_embd * 4;
-    }
-    std::printf("planned_file_bytes      %lld (%s; dense FP32 %s)\n", (long long)planned, mib(planned).c_str(),
-                mib(dense_fp32_bytes).c_str());
-    std::printf("planned_peak_memory     %s (model x2 + calibration statistics %s)\n",
-                mib(2 * dense_fp32_bytes + calib).c_str(), mib(calib).c_str());
-    std::printf("passes                  %zu (%s)\n", config.passes.size(), config.hash.c_str());
+    print_dry_run(summarize_plan(o, p), p.config);
     return 0;
   }
-
-  // Calibration, once, for every pass that needs it.
   CalibrationData calibration;
-  std::string calib_hash;
-  if (config.needs_calibration()) {
-    const auto& c = config.calibration;
-    const std::string text_path = c.text_path == "bundled" ? bundled_text_path() : c.text_path;
-    std::string text = read_text_range(text_path, static_cast<uint64_t>(c.offset), static_cast<uint64_t>(c.bytes));
-    if (c.interleave_zeros) text = interleave_zero_bytes(text);
-    calib_hash = hex64(XXH64(text.data(), text.size(), 0));
-    CalibrationRequest req;
-    req.text = text;
-    req.threads = o.threads;
-    req.max_samples = c.samples;
-    for (const auto& [name, t] : model.tensors) {
-      if (layout::is_calibrated_projection(name)) req.projections.insert(name);
-    }
-    spdlog::info("calibration: {} bytes of {} from offset {}", text.size(), text_path, c.offset);
-    calibration = run_calibration(model, req);
-  }
-
-  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-  int index = 0;
-  for (PassSpec& spec : config.passes) {
-    ++index;
-    const auto t0 = std::chrono::steady_clock::now();
-    PassContext ctx{cm, config.needs_calibration() ? &calibration : nullptr, config.calibration.seed, o.threads, {}};
-    int row_no = 0;
-    ProgressLine progress("pass " + std::to_string(index) + "/" + std::to_string(config.passes.size()) + " " + spec.type,
-                          0);
-    ctx.on_row = [&](const PassReportRow& r) {
-      ++row_no;
-      progress.clear();
-      spdlog::info("[pass {}/{} {}] {:<32} {:<16} {:>10} -> {:<10} err {:.4f}  {:.2f}s", index, config.passes.size(),
-                   spec.type, r.tensor, r.action, mib(r.bytes_before), mib(r.bytes_after), r.error, r.seconds);
-      progress.update(row_no, "tensors done");
-    };
-    const std::vector<PassReportRow> result = spec.pass->run(ctx);
-    progress.clear();
-    for (const PassReportRow& r : result) {
-      rows.push_back({{"pass", spec.type}, {"tensor", r.tensor}, {"action", r.action}, {"bytes_before", r.bytes_before},
-                      {"bytes_after", r.bytes_after}, {"error", r.error}, {"seconds", r.seconds}, {"extra", r.extra}});
-    }
-    cm.pass_records.push_back({{"type", spec.type}, {"settings", spec.pass->settings()}});
-    spdlog::info("pass {}/{} {} done: {} tensors in {:.2f} s", index, config.passes.size(), spec.type, result.size(),
-                 seconds_since(t0));
-  }
-
-  nlohmann::ordered_json provenance = {{"tool", "rwkvlite"},
-                                       {"tool_version", RWKVLITE_VERSION},
-                                       {"input_file", std::filesystem::path(o.model_path).filename().string()},
-                                       {"input_xxh64", file_xxh64(o.model_path)},
-                                       {"calibration_text_xxh64", calib_hash},
-                                       {"calibration_tokens", calibration.tokens},
-                                       {"seed", config.calibration.seed},
-                                       {"config_hash", config.hash}};
-  nlohmann::ordered_json metadata = {{"passes", cm.pass_records}, {"config", config.resolved}, {"provenance", provenance}};
-  write_compact(cm, o.output_path, metadata);
-  const uint64_t out_bytes = file_size_or_throw(o.output_path);
-  spdlog::info("wrote {}: {} ({:.2f}x smaller than dense FP32)", o.output_path, mib(static_cast<int64_t>(out_bytes)),
-               dense_fp32_bytes / static_cast<double>(out_bytes));
-
-  nlohmann::ordered_json report = {{"schema_version", 1},
-                                   {"output", o.output_path},
-                                   {"file_bytes", out_bytes},
-                                   {"dense_fp32_bytes", dense_fp32_bytes},
-                                   {"config", config.resolved},
-                                   {"provenance", provenance},
-                                   {"tensors", rows},
-                                   {"seconds", seconds_since(t_start)},
-                                   {"peak_rss_bytes", peak_rss_bytes()}};
-  const std::string report_path = o.report_path.empty() ? o.output_path + ".report.json" : o.report_path;
-  AtomicFile rf(report_path);
-  const std::string text = report.dump(2) + "\n";
-  rf.write(text.data(), text.size());
-  rf.commit();
-  spdlog::info("report: {}", report_path);
+  if (p.config.needs_calibration()) calibration = calibrate(p, o.threads);
+  nlohmann::ordered_json rows = run_passes(p, p.config.needs_calibration() ? &calibration : nullptr, o.threads);
+  write_outputs(o, p, calibration, std::move(rows), t_start);
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/pipeline/compact_export.h"
 #include "compress/pipeline/pass_registry.h"
 
 namespace rwkvlite {
@@ -21,7 +22,24 @@ struct CompressOptions {
 };
 
 // Returns the process exit code; throws rwkvlite::Error subclasses for bad input.
+// With dry_run it prints plan_compress's result on stdout instead of compressing.
 int run_compress(const CompressOptions& options, const PassRegistry& passes);
+
+// What a dry run knows. Every pass plans on a shapes-and-encodings copy of the model as the
+// passes before it leave it (pass.h, CompressPlan), so `size` is the size of the file the run
+// writes: exactly, when `unknowns` is empty and header_slack_bytes is 0. Measured numbers in
+// the metadata (sparsity thresholds) are planned as 0: the data section is still exact and
+// the header is at most header_slack_bytes longer. The header's provenance is computed as the
+// run computes it (the model file's hash, the calibration text's hash and token count).
+struct CompressPlanSummary {
+  CompactFileSize size;
+  int64_t header_slack_bytes = 0;
+  std::vector<std::string> unknowns;  // non-empty: `size` is not what will be written
+  int64_t dense_fp32_bytes = 0;
+  int64_t calibration_bytes = 0;      // estimate of what calibration holds in memory
+  int64_t peak_memory_bytes = 0;      // estimate: the dense model twice plus calibration
+};
+CompressPlanSummary plan_compress(const CompressOptions& options, const PassRegistry& passes);
 
 // xxh64 of a whole file, streamed (provenance of inputs), as 16 hex digits.
 std::string file_xxh64(const std::string& path);

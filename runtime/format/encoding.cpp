@@ -103,4 +103,8 @@ size_t encoded_row_bytes(Encoding encoding, int64_t cols, const EncodingParams& 
   return static_cast<size_t>(bytes);
 }
 
+int64_t encoded_tensor_bytes(std::string_view encoding, int64_t rows, int64_t cols) {
+  return rows * static_cast<int64_t>(encoded_row_bytes(parse_encoding(encoding), cols));
+}
+
 }  // namespace rwkvlite::format

@@ -64,6 +64,12 @@ inline size_t encoded_row_bytes(const EncodingSpec& spec, int64_t cols) {
   return encoded_row_bytes(spec.encoding, cols, spec.params);
 }
 
+// Encoded bytes of a whole tensor: `rows` rows of `cols` values in the named encoding ("i8",
+// "i4g64", ...), without the file's alignment padding. The one size function the compression
+// pipeline uses for reports, plans and the dry run, so they agree with the bytes written.
+// Throws UsageError for an unknown encoding and as encoded_row_bytes does.
+int64_t encoded_tensor_bytes(std::string_view encoding, int64_t rows, int64_t cols);
+
 // True for encodings whose values are integers (I32, U8): they are never quantized.
 bool is_integer_encoding(Encoding encoding);
 

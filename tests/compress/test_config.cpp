@@ -6,6 +6,7 @@
 #include "converters/rwkvcpp_file.h"
 #include "runtime/core/arch.h"
 #include "runtime/core/error.h"
+#include "runtime/format/encoding.h"
 #include "compress/passes/lowrank_pass.h"
 #include "compress/passes/quantize_pass.h"
 #include "compress/pipeline/compressed_model.h"
@@ -69,9 +70,14 @@ TEST_CASE("a valid config parses with defaults filled in", "[config]") {
   CHECK(c.calibration.seed == 1234);
   REQUIRE(c.passes.size() == 2);
   CHECK(c.passes[0].type == "lowrank");
-  CHECK(c.passes[0].pass->name() == "lowrank");
+  CHECK(dynamic_cast<const LowRankPass*>(c.passes[0].pass.get()) != nullptr);
   CHECK(c.passes[0].location.find("config.toml:5:1") != std::string::npos);
-  CHECK(c.passes[1].pass->name() == "quantize");
+  CHECK(dynamic_cast<const QuantizePass*>(c.passes[1].pass.get()) != nullptr);
+  CHECK(c.passes[0].settings() == [&] {
+    nlohmann::ordered_json j = c.resolved["passes"][0];
+    j.erase("type");
+    return j;
+  }());
   CHECK_FALSE(c.needs_calibration());
 
   const auto& lr = dynamic_cast<const LowRankPass&>(*c.passes[0].pass).options();
@@ -374,17 +380,20 @@ TEST_CASE("pass registry and suggestions", "[config]") {
 }
 
 TEST_CASE("quantize pass: encodings by first matching rule and byte sizes", "[config][quantize]") {
-  CHECK(encoded_row_bytes("f32", 64) == 256);
-  CHECK(encoded_row_bytes("f16", 64) == 128);
-  CHECK(encoded_row_bytes("bf16", 64) == 128);
-  CHECK(encoded_row_bytes("i8", 64) == 68);
-  CHECK(encoded_row_bytes("i4g32", 64) == 2 * 4 + 32);
-  CHECK(encoded_row_bytes("i4g64", 64) == 4 + 32);
+  using format::encoded_tensor_bytes;
+  CHECK(encoded_tensor_bytes("f32", 1, 64) == 256);
+  CHECK(encoded_tensor_bytes("f16", 1, 64) == 128);
+  CHECK(encoded_tensor_bytes("bf16", 1, 64) == 128);
+  CHECK(encoded_tensor_bytes("i8", 3, 64) == 3 * 68);
+  CHECK(encoded_tensor_bytes("i4g32", 1, 64) == 2 * 4 + 32);
+  CHECK(encoded_tensor_bytes("i4g64", 1, 64) == 4 + 32);
   // i4 rows are whole groups (docs/compact-format.md): a partial last group still takes G/2 bytes.
-  CHECK(encoded_row_bytes("i4g128", 64) == 4 + 64);   // one partial group
-  CHECK(encoded_row_bytes("i4g64", 100) == 2 * 4 + 64);
-  CHECK(encoded_row_bytes("i4g64", 7) == 4 + 32);      // odd count rounds up to whole bytes
-  CHECK_THROWS_AS(encoded_row_bytes("b1", 8), Error);
+  CHECK(encoded_tensor_bytes("i4g128", 1, 64) == 4 + 64);   // one partial group
+  CHECK(encoded_tensor_bytes("i4g64", 1, 100) == 2 * 4 + 64);
+  CHECK(encoded_tensor_bytes("i4g64", 1, 7) == 4 + 32);      // odd count rounds up to whole bytes
+  CHECK_THROWS_AS(encoded_tensor_bytes("q9", 1, 8), UsageError);
+  CHECK(is_quantize_encoding("i8"));
+  CHECK_FALSE(is_quantize_encoding("b1"));
 
   const std::string path = tiny_model_path("5v2-730K", "FP32");
   RWKVLITE_REQUIRE_FILE_OR_SKIP(path);
@@ -396,12 +405,19 @@ TEST_CASE("quantize pass: encodings by first matching rule and byte sizes", "[co
   std::vector<PassReportRow> lowrank_rows = c.passes[0].pass->run(ctx);
   auto& quantize = dynamic_cast<QuantizePass&>(*c.passes[1].pass);
   CHECK(quantize.unmatched_rules(model).empty());
-  const int64_t planned = quantize.planned_bytes_delta(model);
+  CompressPlan plan{model.shapes_only(), {}, 0, {}};
+  quantize.plan(plan);
+  CHECK(plan.warnings.empty());
   const std::vector<PassReportRow> rows = quantize.run(ctx);
   REQUIRE(rows.size() == 48 * 2 + 1);  // every lr_a and lr_b, and the head
-  int64_t delta = 0;
-  for (const auto& r : rows) delta += r.bytes_after - r.bytes_before;
-  CHECK(delta == planned);
+  REQUIRE(plan.model.names() == model.names());
+  for (const auto& t : model.tensors()) CHECK(plan.model.at(t.name).encoding == t.encoding);
+  for (const auto& r : rows) {
+    CHECK(r.metric == "rel_err");
+    REQUIRE(r.value);
+    CHECK(*r.value >= 0);
+    CHECK(*r.value < (r.encoding_after == "f16" ? 1e-3 : 0.05));
+  }
   CHECK(model.at("blocks.0.att.key.lr_a").encoding == "i8");
   CHECK(model.at("blocks.0.att.key.lr_b").encoding == "i8");
   CHECK(model.at("head.weight").encoding == "f16");

@@ -31,8 +31,15 @@ TEST_CASE("neuron_major stores every channel-mix value transposed, after the key
   model.at("blocks.1.ffn.value.weight").encoding = "f16";  // the encoding travels with the values
   auto pass = neuron_major_from("");
   pass->validate(model);
-  CHECK(pass->planned_bytes_delta(model) == 0);
+  CompressPlan plan{model.shapes_only(), {}, 0, {}};
+  pass->plan(plan);
   const auto rows = run_pass(*pass, model);
+  REQUIRE(plan.model.names() == model.names());
+  for (const auto& t : model.tensors()) {
+    CHECK(plan.model.at(t.name).values.shape == t.values.shape);
+    CHECK(plan.model.at(t.name).encoding == t.encoding);
+    CHECK(plan.model.at(t.name).row_addressable == t.row_addressable);
+  }
   REQUIRE(rows.size() == static_cast<size_t>(dense.dims.n_layer));
   for (int64_t l = 0; l < dense.dims.n_layer; ++l) {
     const std::string p = "blocks." + std::to_string(l) + ".ffn.";
