@@ -1,7 +1,7 @@
 // The report of a compact file's on-demand parts, as rwkvlite-run and rwkvlite eval write it:
 // peak_resident_bytes_by_part {ffn, head, embedding, other}; sparse_ffn (per-layer and total
 // selection, reads, cache hits, and with --audit-sparsity recall and true sparsity);
-// clustered_head; embedding. Keys are documented in README ("rwkvlite-run").
+// clustered_head; embedding. Keys are documented in docs/runtime.md.
 #pragma once
 
 #include <nlohmann/json.hpp>

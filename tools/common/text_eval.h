@@ -1,5 +1,5 @@
 // Teacher-forced evaluation on text and its report: the one code path and the one JSON schema
-// of `rwkvlite eval` and `rwkvlite-run`. Report keys (stable, snake_case; README, "rwkvlite-run"):
+// of `rwkvlite eval` and `rwkvlite-run`. Report keys (stable, snake_case; docs/runtime.md):
 //   model, arch, reference, text, text_offset, text_bytes, interleave_zeros, tokenizer,
 //   tokens_scored, bits_per_byte, top1_accuracy, top1_agreement, kl_mean,
 //   reference_bits_per_byte, peak_resident_weight_bytes, peak_rss_bytes, file_bytes,
