@@ -88,8 +88,8 @@ std::vector<StoredTensor> stored_cluster_tensors(ClusterHeadTensors t, const std
   return out;
 }
 
-void replace_head(CompressedModel& model, std::vector<StoredTensor> tensors, const ClusterHeadOptions& options_) {
-  const int k = options_.k;
+void replace_head(CompressedModel& model, std::vector<StoredTensor> tensors, const ClusterHeadOptions& options) {
+  const int k = options.k;
   std::string after = kHead;
   for (StoredTensor& t : tensors) {
     const std::string name = t.name;
@@ -98,9 +98,9 @@ void replace_head(CompressedModel& model, std::vector<StoredTensor> tensors, con
   }
   model.remove(kHead);
   model.file_metadata["clustered_head"] = {{"k", k},
-                                           {"p", options_.p},
-                                           {"min_clusters", options_.min_clusters},
-                                           {"max_clusters", options_.max_clusters}};
+                                           {"p", options.p},
+                                           {"min_clusters", options.min_clusters},
+                                           {"max_clusters", options.max_clusters}};
 }
 
 }  // namespace
