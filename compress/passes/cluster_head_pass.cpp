@@ -89,8 +89,8 @@ std::vector<StoredTensor> stored_cluster_tensors(ClusterHeadTensors t, const std
   return out;
 }
 
-void replace_head(CompressedModel& model, std::vector<StoredTensor> tensors, const ClusterHeadOptions& options_) {
-  const int k = options_.k;
+void replace_head(CompressedModel& model, std::vector<StoredTensor> tensors, const ClusterHeadOptions& options) {
+  const int k = options.k;
   std::string after = kHead;
   for (StoredTensor& t : tensors) {
     const std::string name = t.name;
@@ -99,7 +99,7 @@ void replace_head(CompressedModel& model, std::vector<StoredTensor> tensors, con
   }
   model.remove(kHead);
   model.file_metadata[layout::ClusteredHeadMeta::kKey] =
-      layout::ClusteredHeadMeta{k, options_.p, options_.min_clusters, options_.max_clusters}.to_json();
+      layout::ClusteredHeadMeta{k, options.p, options.min_clusters, options.max_clusters}.to_json();
 }
 
 }  // namespace

@@ -386,29 +386,29 @@ namespace {
 
 // Stage 2: the rank of each job by the rule (the energy and budget rules need singular values).
 void choose_ranks(std::vector<Job>& jobs, const CompressedModel& model, ThreadPool& pool,
-                  const LowRankOptions& options_) {
-  switch (options_.rule) {
+                  const LowRankOptions& options) {
+  switch (options.rule) {
     case RankRule::Fixed:
     case RankRule::Divisor:
       for (Job& job : jobs) {
-        job.choice.rank = options_.rule == RankRule::Fixed ? options_.rank
-                                                           : rank_for_divisor(job.rows, job.cols, options_.divisor);
+        job.choice.rank = options.rule == RankRule::Fixed ? options.rank
+                                                           : rank_for_divisor(job.rows, job.cols, options.divisor);
         job.choice.keep_dense = job.choice.rank > max_useful_rank(job.rows, job.cols);
       }
       break;
     case RankRule::Energy:
       for_each_job(pool, jobs.size(), [&](size_t i) {
         Job& job = jobs[i];
-        job.choice.rank = rank_for_energy(singular_values(inputs_of(model, job, options_).target()), options_.energy);
+        job.choice.rank = rank_for_energy(singular_values(inputs_of(model, job, options).target()), options.energy);
         job.choice.keep_dense = job.choice.rank > max_useful_rank(job.rows, job.cols);
       });
       break;
     case RankRule::Budget: {
       std::vector<BudgetItem> items(jobs.size());
-      for_each_job(pool, jobs.size(), [&](size_t i) { items[i] = budget_item(jobs[i], inputs_of(model, jobs[i], options_)); });
+      for_each_job(pool, jobs.size(), [&](size_t i) { items[i] = budget_item(jobs[i], inputs_of(model, jobs[i], options)); });
       std::vector<std::string> names;
       for (const Job& job : jobs) names.push_back(job.name);
-      const std::vector<RankChoice> choices = allocate_budget(items, budget_params(model, names, options_.budget));
+      const std::vector<RankChoice> choices = allocate_budget(items, budget_params(model, names, options.budget));
       for (size_t i = 0; i < jobs.size(); ++i) jobs[i].choice = choices[i];
       break;
     }
@@ -418,24 +418,24 @@ void choose_ranks(std::vector<Job>& jobs, const CompressedModel& model, ThreadPo
 // Stage 3: factors and errors of every job, several at a time; each job's report row is passed
 // on as soon as it and the jobs before it are done.
 std::vector<PassReportRow> factorize_all(std::vector<Job>& jobs, const CompressedModel& model, ThreadPool& pool,
-                                         const LowRankOptions& options_,
+                                         const LowRankOptions& options,
                                          const std::function<void(const PassReportRow&)>& on_row) {
   OrderedRows rows(jobs.size(), on_row);
   for_each_job(pool, jobs.size(), [&](size_t i) {
     Job& job = jobs[i];
     const auto start = std::chrono::steady_clock::now();
     if (!job.choice.keep_dense) {
-      const Inputs in = inputs_of(model, job, options_);
+      const Inputs in = inputs_of(model, job, options);
       job.note = in.note;
       if (in.whitening) {
         job.whitening = in.whitening->kind();
         job.clamped = in.whitening->clamped_eigenvalues();
       }
-      job.factors = factorize(in.W, job.choice.rank, options_.svd, in.whitening.get());
+      job.factors = factorize(in.W, job.choice.rank, options.svd, in.whitening.get());
       job.errors = measure_errors(in.W, job.factors, job.C);
     }
     job.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    rows.finish(i, report_row(job, model.at(job.name).encoding, options_.rule));
+    rows.finish(i, report_row(job, model.at(job.name).encoding, options.rule));
   });
   return rows.take();
 }

@@ -429,3 +429,19 @@ TEST_CASE("quantize pass: encodings by first matching rule and byte sizes", "[co
   // lr_a [8, 64] in i8: 8 rows of 4 + 64 bytes.
   CHECK(rows[0].bytes_after == 8 * 68);
 }
+
+TEST_CASE("quantize plan: a rule that matches no tensor is a warning", "[config][quantize]") {
+  const std::string path = tiny_model_path("5v2-730K", "FP32");
+  RWKVLITE_REQUIRE_FILE_OR_SKIP(path);
+  const CompressedModel model = CompressedModel::from_dense(read_rwkvcpp(path));
+  QuantizeOptions o;
+  o.rules = {{{"**.lr_a"}, {}, "i8"}, {{"head.weight"}, {}, "f16"}};  // no lowrank before it
+  QuantizePass pass(o);
+  CompressPlan plan{model.shapes_only(), {}, 0, {}};
+  pass.plan(plan);
+  REQUIRE(plan.warnings.size() == 1);
+  CHECK(plan.warnings[0].find("rule 1") != std::string::npos);
+  CHECK(plan.warnings[0].find("**.lr_a") != std::string::npos);
+  CHECK(plan.model.at("head.weight").encoding == "f16");
+  CHECK(plan.model.at("head.weight").values.data.empty());  // shapes only
+}

@@ -544,3 +544,21 @@ TEST_CASE("timing: BDCSVD vs Spectra", "[.][timing]") {
     }
   }
 }
+
+TEST_CASE("lowrank plan: the energy and budget rules say their ranks are not known before the SVDs", "[lowrank]") {
+  const std::string path = tiny_model_path(kTinyV52, "FP32");
+  RWKVLITE_REQUIRE_FILE_OR_SKIP(path);
+  const CompressedModel model = CompressedModel::from_dense(read_rwkvcpp(path));
+  for (RankRule rule : {RankRule::Energy, RankRule::Budget}) {
+    LowRankOptions o;
+    o.rule = rule;
+    o.energy = 0.9;
+    o.budget = 0.5;
+    LowRankPass pass(o);
+    CompressPlan plan{model.shapes_only(), {}, 0, {}};
+    pass.plan(plan);
+    REQUIRE(plan.unknowns.size() == 1);
+    CHECK(plan.unknowns[0].find(rank_rule_key(rule)) != std::string::npos);
+    CHECK(plan.model.has("blocks.0.att.key.lr_a"));  // later passes still see the factor names
+  }
+}
