@@ -399,7 +399,7 @@ TEST_CASE("quantize pass: encodings by first matching rule and byte sizes", "[co
   RWKVLITE_REQUIRE_FILE_OR_SKIP(path);
   CompressedModel model = CompressedModel::from_dense(read_rwkvcpp(path));
   const PipelineConfig c = load_pipeline_config(write_config(kValid, "q.toml"), builtin_passes());
-  PassContext ctx{model, nullptr, 0, 1, {}};
+  PassContext ctx{model, nullptr, 0, 1, {}, {}};
   // lowrank then quantize, as the config orders them.
   for (const auto& spec : c.passes) spec.pass->validate(model);
   std::vector<PassReportRow> lowrank_rows = c.passes[0].pass->run(ctx);

@@ -47,7 +47,7 @@ TEST_CASE("fold_embedding writes ln0(emb) bit for bit and the engine agrees", "[
     const Model model = read_rwkvcpp(path);
     CompressedModel cm = CompressedModel::from_dense(model);
     PipelineConfig cfg = config_with("type = \"fold_embedding\"\ncache_rows = 100\n");
-    PassContext ctx{cm, nullptr, 0, 2, {}};
+    PassContext ctx{cm, nullptr, 0, 2, {}, {}};
     cfg.passes[0].pass->validate(cm);
     const auto rows = cfg.passes[0].pass->run(ctx);
     REQUIRE(rows.size() == 1);
@@ -96,7 +96,7 @@ TEST_CASE("fold_embedding rejects bad options and a model without an embedding",
   RWKVLITE_REQUIRE_FILE_OR_SKIP(path);
   CompressedModel cm = CompressedModel::from_dense(read_rwkvcpp(path));
   PipelineConfig cfg = config_with("type = \"fold_embedding\"\n");
-  PassContext ctx{cm, nullptr, 0, 1, {}};
+  PassContext ctx{cm, nullptr, 0, 1, {}, {}};
   cfg.passes[0].pass->run(ctx);
   // Twice: the second finds no emb.weight and says why.
   CHECK_THROWS_AS(cfg.passes[0].pass->validate(cm), UsageError);

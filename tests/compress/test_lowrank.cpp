@@ -334,14 +334,13 @@ TEST_CASE("lowrank pass on the tiny v5.2 model", "[lowrank][model]") {
   pass.plan(plan);
   CHECK(plan.unknowns.empty());
 
-  PassContext ctx{model, nullptr, 0, 1, {}};
+  PassContext ctx{model, nullptr, 0, 1, {}, {}};
   ctx.threads = 2;
   int streamed = 0;
   ctx.on_row = [&](const PassReportRow&) { ++streamed; };
   const std::vector<PassReportRow> rows = pass.run(ctx);
   REQUIRE(rows.size() == targets.size());
   CHECK(streamed == int(rows.size()));
-  int64_t delta = 0;
   for (const auto& row : rows) {
     CHECK(row.action == "lowrank r=8");
     CHECK(row.bytes_before == 4 * 64 * 64);
@@ -402,7 +401,7 @@ TEST_CASE("lowrank pass is deterministic across thread counts and keeps dense wh
   for (int threads : {1, 2}) {
     CompressedModel model = CompressedModel::from_dense(dense);
     LowRankPass pass(o);
-    PassContext ctx{model, nullptr, 0, 1, {}};
+    PassContext ctx{model, nullptr, 0, 1, {}, {}};
     ctx.threads = threads;
     pass.run(ctx);
     for (const auto& t : model.tensors()) results[threads - 1].push_back(t.values.data);
@@ -418,7 +417,7 @@ TEST_CASE("lowrank pass is deterministic across thread counts and keeps dense wh
   CompressPlan plan{model.shapes_only(), {}, 0, {}};
   pass.plan(plan);
   CHECK(plan.model.names() == model.names());  // kept dense
-  PassContext ctx{model, nullptr, 0, 1, {}};
+  PassContext ctx{model, nullptr, 0, 1, {}, {}};
   const auto rows = pass.run(ctx);
   REQUIRE(rows.size() == 1);
   CHECK(rows[0].action == "keep dense");
@@ -467,7 +466,7 @@ TEST_CASE("lowrank pass: budget and activation-aware modes on the tiny v5.2 mode
   auto run = [&](LowRankOptions o, const CalibrationData* c) {
     CompressedModel model = CompressedModel::from_dense(dense);
     LowRankPass pass(o);
-    PassContext ctx{model, nullptr, 0, 1, {}};
+    PassContext ctx{model, nullptr, 0, 1, {}, {}};
     ctx.calibration = c;
     return pass.run(ctx);
   };

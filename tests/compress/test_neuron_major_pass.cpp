@@ -19,7 +19,7 @@ std::unique_ptr<Pass> neuron_major_from(const std::string& options) {
 }
 
 std::vector<PassReportRow> run_pass(Pass& pass, CompressedModel& model) {
-  PassContext ctx{model, nullptr, 1, 1, {}};
+  PassContext ctx{model, nullptr, 1, 1, {}, {}};
   return pass.run(ctx);
 }
 

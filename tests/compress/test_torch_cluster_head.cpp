@@ -127,7 +127,7 @@ TEST_CASE("the trained cluster head matches the dense cluster probabilities on h
   for (const Case c : {Case{4, 7.3e-5}, Case{8, 0.0534}, Case{16, 0.0618}, Case{32, 0.0606}}) {
     PipelineConfig cfg = parse_pipeline_config("[[pass]]\ntype = \"cluster_head\"\nk = " + std::to_string(c.k) + "\n", "k.toml", builtin_passes());
     CompressedModel cm = CompressedModel::from_dense(dense);
-    PassContext ctx{cm, &calibration, 1234, 2, {}};
+    PassContext ctx{cm, &calibration, 1234, 2, {}, {}};
     const std::vector<PassReportRow> rows = cfg.passes[0].pass->run(ctx);
     const auto& extra = rows.at(0).extra;
     const double kl = extra["heldout"]["kl"];
