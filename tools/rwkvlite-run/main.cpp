@@ -66,14 +66,17 @@ void add_options(CLI::App& app, RunOptions& o) {
   o.logging.add_to(app);
 }
 
-// Stages 2 to 4: load, then generate, or evaluate and report.
+// Stages 2 to 4, once the command line is parsed.
 int run(const RunOptions& o) {
+  // Load: the model with this run's overrides, and its tokenizer.
   tools::RunnableModel model = o.model.load_runnable(o.runtime);
   const auto tokenizer = tokenizer_for(model.vocab, o.model.tokenizer);
+  // Generate (the output is the continuation itself) ...
   if (*o.prompt) {
     tools::generate(*model.predictor, *tokenizer, o.generate, stdout);
     return 0;
   }
+  // ... or evaluate, then report.
   const auto report = tools::evaluate_on_text(o.model, model, *tokenizer, o.text, o.eval.reference_path);
   tools::publish_report(report, o.eval.json_path);
   return 0;

@@ -1,0 +1,252 @@
+// The front doors as a user meets them: both executables run on the tiny v5.2 model, and what
+// they promise is checked from outside: exit codes (0 ok, 2 usage or config, 3 bad input
+// file), stdout in the promised format (JSON alone with --json -, one float per line from
+// logits), errors on stderr with stdout empty, and one report schema for rwkvlite eval and
+// rwkvlite-run.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/support/test_support.h"
+
+namespace {
+
+using nlohmann::json;
+using rwkvlite::test::binary_dir;
+using rwkvlite::test::scratch_dir;
+using rwkvlite::test::source_dir;
+
+const std::string kTinyModel = "third_party/tiny-rwkv/tiny-rwkv-5v2-730K-FP32.bin";
+
+struct Result {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// A scratch folder for one test case.
+std::string case_dir(const std::string& name) {
+  const std::string d = scratch_dir() + "/" + name;
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+// Runs build/bin/`tool` with `args` (a shell fragment) from the source directory, so relative
+// paths read as in README, capturing stdout, stderr and the exit code.
+Result run(const std::string& tool, const std::string& args) {
+  static int calls = 0;
+  const std::string err_path = scratch_dir() + "/stderr-" + std::to_string(++calls) + ".txt";
+  const std::string cmd =
+      "cd '" + source_dir() + "' && '" + binary_dir() + "/bin/" + tool + "' " + args + " 2>'" + err_path + "'";
+  Result r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = read_all(err_path);
+  return r;
+}
+
+// A failure as documented: the exit code, a message on stderr, nothing on stdout.
+void check_fails(const Result& r, int exit_code) {
+  INFO("stderr: " << r.err);
+  CHECK(r.exit_code == exit_code);
+  CHECK(r.out.empty());
+  CHECK_FALSE(r.err.empty());
+}
+
+json parse_stdout(const Result& r) {
+  INFO("exit " << r.exit_code << ", stdout: " << r.out.substr(0, 400) << "\nstderr: " << r.err);
+  json j;
+  REQUIRE_NOTHROW(j = json::parse(r.out));
+  return j;
+}
+
+// The report keys tools/common/text_eval.h documents.
+const char* const kReportKeys[] = {
+    "model", "arch", "reference", "text", "text_offset", "text_bytes", "interleave_zeros", "tokenizer",
+    "tokens_scored", "bits_per_byte", "top1_accuracy", "top1_agreement", "kl_mean", "reference_bits_per_byte",
+    "peak_resident_weight_bytes", "peak_rss_bytes", "file_bytes", "tokens_per_second", "load_seconds", "threads"};
+
+// Two reports of one evaluation agree on every key but timings and process memory.
+void check_same_report(json a, json b) {
+  for (const char* k : {"tokens_per_second", "load_seconds", "peak_rss_bytes"}) {
+    a.erase(k);
+    b.erase(k);
+  }
+  CHECK(a.dump(2) == b.dump(2));
+}
+
+}  // namespace
+
+TEST_CASE("rwkvlite eval and rwkvlite-run print one report schema, the JSON alone on stdout with --json -",
+          "[tools]") {
+  const std::string args = kTinyModel + " --max-bytes 2000 --json -";
+  const Result eval = run("rwkvlite", "eval " + args);
+  const Result runtime = run("rwkvlite-run", args);
+  REQUIRE(eval.exit_code == 0);
+  REQUIRE(runtime.exit_code == 0);
+  const json e = parse_stdout(eval);
+  for (const char* k : kReportKeys) {
+    INFO("key " << k);
+    CHECK(e.contains(k));
+  }
+  CHECK(e["arch"] == "v5.2");
+  CHECK(e["tokenizer"] == "bytes");
+  CHECK(e["text_bytes"] == 2000);
+  CHECK(e["tokens_scored"] == 1999);
+  CHECK(e["bits_per_byte"].get<double>() > 1.0);
+  CHECK(e["bits_per_byte"].get<double>() < 8.0);
+  CHECK(e["top1_agreement"].is_null());  // no --reference
+  CHECK(e["file_bytes"] == std::filesystem::file_size(source_dir() + "/" + kTinyModel));
+  check_same_report(e, parse_stdout(runtime));
+  CHECK(eval.err.find("evaluating") != std::string::npos);  // the logs went to stderr
+}
+
+TEST_CASE("Without --json - the report is a table on stdout, and --json FILE writes the same report", "[tools]") {
+  const std::string path = case_dir("json_file") + "/report.json";
+  const Result r = run("rwkvlite-run", kTinyModel + " --max-bytes 500 --json '" + path + "'");
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("bits_per_byte") != std::string::npos);
+  CHECK_FALSE(json::accept(r.out));  // a table, not JSON
+  const json j = json::parse(read_all(path));
+  CHECK(j["tokens_scored"] == 499);
+}
+
+TEST_CASE("On a compact file with --reference, rwkvlite-run and rwkvlite eval agree and report the reference keys",
+          "[tools]") {
+  const std::string dir = case_dir("compact");
+  const std::string file = dir + "/tiny.rwkvlite";
+  const Result c = run("rwkvlite", "compress " + kTinyModel + " -o '" + file +
+                                       "' -c configs/default.toml --set calibration.bytes=20000 --quiet");
+  REQUIRE(c.exit_code == 0);
+  CHECK(c.err.empty());  // --quiet: nothing below a warning
+  CHECK(run("rwkvlite", "verify '" + file + "'").exit_code == 0);
+
+  const std::string args = "'" + file + "' --reference " + kTinyModel + " --max-bytes 1000 --json - --quiet";
+  const Result runtime = run("rwkvlite-run", args);
+  const Result eval = run("rwkvlite", "eval " + args);
+  REQUIRE(runtime.exit_code == 0);
+  REQUIRE(eval.exit_code == 0);
+  CHECK(runtime.err.empty());
+  const json r = parse_stdout(runtime);
+  CHECK(r["top1_agreement"].is_number());
+  CHECK(r["kl_mean"].get<double>() >= 0.0);
+  CHECK(r["reference_bits_per_byte"].is_number());
+  CHECK(r["peak_resident_bytes_by_part"].contains("ffn"));
+  CHECK(r["peak_resident_weight_bytes"].get<int64_t>() < r["file_bytes"].get<int64_t>());
+  check_same_report(r, parse_stdout(eval));
+
+  SECTION("a corrupted or truncated compact file exits 3") {
+    const std::string bytes = read_all(file);
+    std::string corrupted = bytes;
+    corrupted[corrupted.size() / 2] = static_cast<char>(corrupted[corrupted.size() / 2] ^ 0xFF);
+    write_file(dir + "/corrupted.rwkvlite", corrupted);
+    write_file(dir + "/truncated.rwkvlite", bytes.substr(0, bytes.size() / 2));
+    check_fails(run("rwkvlite-run", "'" + dir + "/corrupted.rwkvlite' --max-bytes 200"), 3);
+    check_fails(run("rwkvlite-run", "'" + dir + "/truncated.rwkvlite' --max-bytes 200"), 3);
+    check_fails(run("rwkvlite", "verify '" + dir + "/truncated.rwkvlite'"), 3);
+  }
+}
+
+TEST_CASE("rwkvlite generate and rwkvlite-run --prompt continue a prompt the same way", "[tools]") {
+  const std::string args = kTinyModel + " --prompt 'To be' -n 20 --temperature 0";
+  const Result g = run("rwkvlite", "generate " + args);
+  const Result r = run("rwkvlite-run", args);
+  REQUIRE(g.exit_code == 0);
+  REQUIRE(r.exit_code == 0);
+  CHECK(g.out.rfind("To be", 0) == 0);
+  CHECK(g.out.size() > std::string("To be\n").size());
+  CHECK(g.out == r.out);
+  check_fails(run("rwkvlite-run", kTinyModel + " --prompt ''"), 2);
+}
+
+TEST_CASE("rwkvlite logits prints one float per vocabulary entry", "[tools]") {
+  const Result r = run("rwkvlite", "logits " + kTinyModel + " --prompt Hello --quiet");
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.empty());
+  std::istringstream lines(r.out);
+  std::string line;
+  std::vector<double> logits;
+  while (std::getline(lines, line)) {
+    INFO("line '" << line << "'");
+    size_t used = 0;
+    REQUIRE_NOTHROW(logits.push_back(std::stod(line, &used)));
+    CHECK(used == line.size());
+  }
+  CHECK(logits.size() == 256);  // the tiny model's byte vocabulary
+}
+
+TEST_CASE("rwkvlite inspect --json prints the model's format and dimensions as JSON", "[tools]") {
+  const Result r = run("rwkvlite", "inspect " + kTinyModel + " --json");
+  REQUIRE(r.exit_code == 0);
+  const json j = parse_stdout(r);
+  CHECK(j["arch"] == "v5.2");
+  CHECK(j["format"].get<std::string>().find("rwkv.cpp") != std::string::npos);
+  CHECK(j["dims"]["n_layer"] == 12);
+  CHECK(j["dims"]["n_embd"] == 64);
+  CHECK(j["dims"]["n_vocab"] == 256);
+  CHECK(j["parameters"].get<int64_t>() > 0);
+}
+
+TEST_CASE("Usage and config errors exit 2 with the message on stderr and nothing on stdout", "[tools]") {
+  check_fails(run("rwkvlite", "--no-such-flag"), 2);
+  check_fails(run("rwkvlite-run", kTinyModel + " --no-such-flag"), 2);
+  check_fails(run("rwkvlite", "eval"), 2);  // the model is required
+  check_fails(run("rwkvlite-run", ""), 2);  // the model is required
+  check_fails(run("rwkvlite", ""), 2);      // a subcommand is required
+  check_fails(run("rwkvlite-run", kTinyModel + " --quiet --log-level info"), 2);  // they exclude each other
+
+  const std::string dir = case_dir("usage");
+  const std::string compress = "compress " + kTinyModel + " -o '" + dir + "/x.rwkvlite' ";
+  check_fails(run("rwkvlite", compress + "-c configs/default.toml --set no_such.key=1"), 2);
+  write_file(dir + "/typo.toml", "[calibration]\nbytez = 5\n");
+  const Result typo = run("rwkvlite", compress + "-c '" + dir + "/typo.toml'");
+  check_fails(typo, 2);
+  CHECK(typo.err.find("bytez") != std::string::npos);
+
+  // An existing output is never overwritten without --force.
+  write_file(dir + "/exists.bin", "keep me");
+  const Result convert = run("rwkvlite", "convert " + kTinyModel + " '" + dir + "/exists.bin'");
+  check_fails(convert, 2);
+  CHECK(convert.err.find("--force") != std::string::npos);
+  CHECK(read_all(dir + "/exists.bin") == "keep me");
+}
+
+TEST_CASE("A truncated model file, a file that is not a model and a missing file exit 3", "[tools]") {
+  const std::string dir = case_dir("bad_input");
+  const std::string model = read_all(source_dir() + "/" + kTinyModel);
+  REQUIRE(model.size() > 1000000);
+  write_file(dir + "/truncated.bin", model.substr(0, model.size() / 2));
+  struct FrontDoor {
+    const char* tool;
+    const char* subcommand;
+  };
+  for (const FrontDoor& d : {FrontDoor{"rwkvlite-run", ""}, FrontDoor{"rwkvlite", "eval "}, FrontDoor{"rwkvlite", "inspect "}}) {
+    INFO(d.tool << " " << d.subcommand);
+    check_fails(run(d.tool, d.subcommand + ("'" + dir + "/truncated.bin'")), 3);
+    check_fails(run(d.tool, d.subcommand + std::string("README.md")), 3);
+    check_fails(run(d.tool, d.subcommand + ("'" + dir + "/missing.bin'")), 3);
+  }
+}
