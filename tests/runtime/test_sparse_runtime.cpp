@@ -297,3 +297,43 @@ TEST_CASE("a corrupted neuron row fails with InputError when, and only when, it 
     CHECK_THROWS_AS(all_logits(*affected.engine, tokens), InputError);
   }
 }
+
+TEST_CASE("the store refuses bad on-demand settings: InputError from the file, UsageError from options", "[sparse]") {
+  const std::string model_path = tiny_model_path("5v2-730K", "FP32");
+  RWKVLITE_REQUIRE_FILE_OR_SKIP(model_path);
+  const Model m = read_rwkvcpp(model_path);
+  auto file_with = [&](RuntimeFileSpec spec, const std::string& name) { return write_runtime_file(m, spec, name); };
+  RuntimeFileSpec sparse;
+  sparse.neuron_major = true;
+  sparse.mlp_predictor = true;
+
+  // The cache fraction must be in (0, 1], in the file unless an option replaces it.
+  const std::string ok = file_with(sparse, "settings-ok.rwkvlite");
+  CHECK_NOTHROW(load_compact_engine(ok, runtime(1)));
+  CHECK_THROWS_AS(load_compact_engine(ok, runtime(1, 0.0)), UsageError);
+  RuntimeFileSpec zero_fraction = sparse;
+  zero_fraction.metadata["sparse_ffn"] = {{"neuron_cache_fraction", 0.0}};
+  const std::string zero = file_with(zero_fraction, "settings-zero-fraction.rwkvlite");
+  CHECK_THROWS_AS(load_compact_engine(zero, runtime(1)), InputError);
+  CHECK_NOTHROW(load_compact_engine(zero, runtime(1, 0.5)));
+
+  // Embedding cache rows: at least 1, from the option or the file.
+  RuntimeFileSpec rows_zero;
+  rows_zero.metadata["embedding_cache_rows"] = 0;
+  const std::string rows_file = file_with(rows_zero, "settings-rows-zero.rwkvlite");
+  CHECK_THROWS_AS(load_compact_engine(rows_file, runtime(1)), InputError);
+  RuntimeOptions rows_option = runtime(1);
+  rows_option.embedding_cache_rows = 8;
+  CHECK_NOTHROW(load_compact_engine(rows_file, rows_option));  // the file's value is not read
+  rows_option.embedding_cache_rows = 0;
+  CHECK_THROWS_AS(load_compact_engine(ok, rows_option), UsageError);
+  RuntimeFileSpec rows_text;
+  rows_text.metadata["embedding_cache_rows"] = "many";
+  CHECK_THROWS_AS(load_compact_engine(file_with(rows_text, "settings-rows-text.rwkvlite"), runtime(1)), InputError);
+
+  // Clustered head settings of the wrong type.
+  RuntimeFileSpec head;
+  head.clustered_head = true;
+  head.metadata["clustered_head"] = {{"p", "most"}};
+  CHECK_THROWS_AS(load_compact_engine(file_with(head, "settings-head-p.rwkvlite"), runtime(1)), InputError);
+}
