@@ -1,4 +1,5 @@
-// A live progress line on stderr, drawn only when stderr is a terminal.
+// A live progress line on stderr, drawn only when stderr is a terminal and info messages are
+// logged (not with --quiet).
 //
 // Long stages (calibration, passes, evaluation) also log one line per step; this adds a
 // redrawn "label [####....] 45% detail" line between them for a person watching a terminal,
