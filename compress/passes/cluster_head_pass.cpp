@@ -35,12 +35,6 @@ Tensor int_tensor(const std::vector<int32_t>& values) {
   return t;
 }
 
-Tensor shape_only(std::vector<int64_t> shape) {
-  Tensor t;
-  t.shape = std::move(shape);
-  return t;
-}
-
 // Rows grouped by cluster: cluster 0 first, ascending token id inside each; offsets[c] is the
 // first row of cluster c (k + 1 entries).
 struct ClusterLayout {
@@ -180,7 +174,8 @@ void ClusterHeadPass::validate(const CompressedModel& model) const {
 void ClusterHeadPass::plan(CompressPlan& plan) const {
   const StoredTensor& head = plan.model.at(kHead);
   const int64_t v = head.values.dim(0), d = head.values.dim(1), k = options_.k;
-  ClusterHeadTensors t{shape_only({v, d}), shape_only({v}), shape_only({k + 1}), shape_only({k, d}), shape_only({k})};
+  const auto shape = &CompressedModel::shape_only;
+  ClusterHeadTensors t{shape({v, d}), shape({v}), shape({k + 1}), shape({k, d}), shape({k})};
   replace_head(plan.model, stored_cluster_tensors(std::move(t), head.encoding), options_);
 }
 

@@ -222,12 +222,6 @@ void replace_by_factors(CompressedModel& model, const std::string& name, Tensor 
   model.remove(name);
 }
 
-Tensor shape_only(std::vector<int64_t> shape) {
-  Tensor t;
-  t.shape = std::move(shape);
-  return t;
-}
-
 }  // namespace
 
 void LowRankPass::plan(CompressPlan& plan) const {
@@ -246,7 +240,8 @@ void LowRankPass::plan(CompressPlan& plan) const {
                   : options_.rule == RankRule::Fixed ? options_.rank
                                                      : rank_for_divisor(out, in, options_.divisor);
     if (r < 1 || r > max_useful_rank(out, in)) continue;  // kept dense
-    replace_by_factors(plan.model, n, shape_only({r, in}), shape_only({out, r}));
+    const auto shape = &CompressedModel::shape_only;
+    replace_by_factors(plan.model, n, shape({r, in}), shape({out, r}));
   }
 }
 

@@ -223,12 +223,6 @@ int64_t predictor_bytes(int64_t F, int64_t D, int rank, bool with_sign) {
          (with_sign ? format::encoded_tensor_bytes("b1", F, D) : 0);
 }
 
-Tensor shape_only(std::vector<int64_t> shape) {
-  Tensor t;
-  t.shape = std::move(shape);
-  return t;
-}
-
 }  // namespace
 
 void SparsityPredictorPass::plan(CompressPlan& plan) const {
@@ -239,8 +233,9 @@ void SparsityPredictorPass::plan(CompressPlan& plan) const {
     const int64_t F = key.dim(0), D = key.dim(1);
     const int k = sign_top_k_for(options_.sign_top_fraction, F);
     std::optional<Tensor> sign;
-    if (k > 0) sign = shape_only(key.shape);
-    put_predictor_tensors(plan.model, l, shape_only({options_.rank, D}), shape_only({F, options_.rank}), std::move(sign));
+    const auto shape = &CompressedModel::shape_only;
+    if (k > 0) sign = shape(key.shape);
+    put_predictor_tensors(plan.model, l, shape({options_.rank, D}), shape({F, options_.rank}), std::move(sign));
     // The threshold is measured on held-out samples: a placeholder here.
     sparse_ffn.layers.push_back({l, 0.0, k});
     plan.header_slack_bytes += kMaxJsonNumberChars - 1;

@@ -91,4 +91,10 @@ void CompressedModel::reindex() {
   for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
 }
 
+Tensor CompressedModel::shape_only(std::vector<int64_t> shape) {
+  Tensor t;
+  t.shape = std::move(shape);
+  return t;
+}
+
 }  // namespace rwkvlite

@@ -37,6 +37,8 @@ class CompressedModel {
   // A copy with every tensor's name, shape, encoding and flags but no values (Tensor::data
   // empty): what a dry run plans on (pass.h, CompressPlan).
   CompressedModel shapes_only() const;
+  // A tensor of that shape without values, for a pass's plan to put where its run puts values.
+  static Tensor shape_only(std::vector<int64_t> shape);
 
   ArchVersion arch = ArchVersion::V4;
   ModelDims dims;
