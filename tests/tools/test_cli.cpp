@@ -250,3 +250,31 @@ TEST_CASE("A truncated model file, a file that is not a model and a missing file
     check_fails(run(d.tool, d.subcommand + ("'" + dir + "/missing.bin'")), 3);
   }
 }
+
+TEST_CASE("A user's --text is scored from byte 0; only the bundled text starts at its held-out offset", "[tools]") {
+  const std::string dir = case_dir("user_text");
+  const std::string text = dir + "/note.txt";
+  write_file(text, "To be, or not to be: that is the qu.");  // 36 bytes
+  for (const char* tool : {"rwkvlite", "rwkvlite-run"}) {
+    INFO(tool);
+    const std::string prefix = std::string(tool) == "rwkvlite" ? "eval " : "";
+    const Result user = run(tool, prefix + kTinyModel + " --text '" + text + "' --json -");
+    REQUIRE(user.exit_code == 0);
+    const json u = parse_stdout(user);
+    CHECK(u["text"] == text);
+    CHECK(u["text_offset"] == 0);
+    CHECK(u["text_bytes"] == 36);
+    CHECK(u["tokens_scored"] == 35);  // bytes: every byte after the first is predicted
+
+    const Result offset = run(tool, prefix + kTinyModel + " --text '" + text + "' --offset 30 --json -");
+    REQUIRE(offset.exit_code == 0);
+    CHECK(parse_stdout(offset)["text_bytes"] == 6);
+    check_fails(run(tool, prefix + kTinyModel + " --text '" + text + "' --offset 36 --json -"), 3);
+
+    const Result bundled = run(tool, prefix + kTinyModel + " --max-bytes 100 --json -");
+    REQUIRE(bundled.exit_code == 0);
+    const json b = parse_stdout(bundled);
+    CHECK(b["text_offset"] == 1000000);
+    CHECK(b["text"].get<std::string>().find("tinyshakespeare.txt") != std::string::npos);
+  }
+}

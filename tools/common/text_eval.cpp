@@ -41,8 +41,8 @@ ordered_json report(const ModelArgs& args, const RunnableModel& model, const std
   j["model"] = args.path;
   j["arch"] = arch_name(model.arch);
   j["reference"] = reference_path;
-  j["text"] = text.path;
-  j["text_offset"] = text.offset;
+  j["text"] = text.resolved_path();
+  j["text_offset"] = text.start();
   j["text_bytes"] = fed_bytes;
   j["interleave_zeros"] = text.interleave_zeros;
   j["tokenizer"] = tokenizer;
@@ -82,7 +82,7 @@ ordered_json evaluate_on_text(const ModelArgs& model_args, RunnableModel& model,
     reference = reference_args.load_runnable(RuntimeOptions{});  // as stored, without this run's overrides
   }
   spdlog::info("evaluating {} tokens ({} bytes of {} from offset {}) with the {} tokenizer", tokens.size(),
-               bytes.size(), text.path, text.offset, tokenizer.name());
+               bytes.size(), text.resolved_path(), text.start(), tokenizer.name());
   const TextMetrics m = score(*model.predictor, reference.predictor.get(), tokens, byte_lengths(tokenizer, tokens));
   return report(model_args, model, reference_path, text, bytes.size(), tokenizer.name(), m);
 }
