@@ -3,9 +3,8 @@
 // Each error carries the process exit code the CLIs use for it, so a failure deep in a
 // reader surfaces as one clear line and the documented exit status:
 //   0 ok, 1 internal error, 2 usage or config error, 3 bad input file,
-//   5 resource limit exceeded.
-// 4 is kept free for accuracy gates ("the model is worse than allowed"); no command returns it
-// yet, so no documentation promises it.
+//   4 accuracy or memory gate failed (`rwkvlite check`: the model is worse than allowed),
+//   5 resource limit exceeded, 6 some items of a batch or sweep failed (the others finished).
 #pragma once
 
 #include <stdexcept>
@@ -18,7 +17,9 @@ enum ExitCode : int {
   kExitInternal = 1,
   kExitUsage = 2,
   kExitBadInput = 3,
+  kExitGateFailed = 4,
   kExitResourceLimit = 5,
+  kExitPartialFailure = 6,
 };
 
 class Error : public std::runtime_error {
