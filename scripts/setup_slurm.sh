@@ -76,7 +76,7 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 MpiDefault=none
-# No cgroups (not available in containers and sandboxes): plain /proc process tracking.
+# No cgroup plugins (they need a cgroup tree prepared for Slurm, normally by systemd): /proc tracking.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -133,7 +133,8 @@ fi
 # --- daemons --------------------------------------------------------------------------------------
 install -d -m 0755 "$SLURM_RUN_DIR" "$LOG_DIR" /var/spool/slurmctld /var/spool/slurmd
 slurmctld >/dev/null 2>&1 || fail "slurmctld did not start (see $LOG_DIR/slurmctld.log)"
-slurmd >/dev/null 2>&1 || fail "slurmd did not start (see $LOG_DIR/slurmd.log)"
+# -N: the node name in the config, whatever the FQDN or aliases gethostname() returns.
+slurmd -N "$NODE" >/dev/null 2>&1 || fail "slurmd did not start (see $LOG_DIR/slurmd.log)"
 
 state=""
 for _ in $(seq $((TIMEOUT * 2))); do
