@@ -14,6 +14,7 @@ PACKAGES=(
   libxxhash-dev                # block checksums in the compact format
   libopenblas0-pthread         # makes LibTorch/numpy use a fast BLAS instead of the reference one
   python3-torch python3-numpy  # scripts/train_reference.py and the torch.save cross-check test
+  python3-matplotlib           # scripts/plot_sweep.py
 )
 
 missing=()
