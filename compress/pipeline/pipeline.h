@@ -19,6 +19,7 @@ struct CompressOptions {
   int threads = 2;
   float ln_x_eps = NAN;                // NaN: what the model file implies
   std::string report_path;             // default: <output>.report.json
+  std::string calibration_cache_dir;   // "" : no cache
 };
 
 // Returns the process exit code; throws rwkvlite::Error subclasses for bad input.

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/cli_runner.h"
 #include "tests/support/test_support.h"
 
 namespace {
@@ -24,64 +25,9 @@ using nlohmann::json;
 using rwkvlite::test::binary_dir;
 using rwkvlite::test::scratch_dir;
 using rwkvlite::test::source_dir;
+using namespace rwkvlite::test::cli;
 
 const std::string kTinyModel = "third_party/tiny-rwkv/tiny-rwkv-5v2-730K-FP32.bin";
-
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-// A scratch folder for one test case.
-std::string case_dir(const std::string& name) {
-  const std::string d = scratch_dir() + "/" + name;
-  std::filesystem::create_directories(d);
-  return d;
-}
-
-// Runs build/bin/`tool` with `args` (a shell fragment) from the source directory, so relative
-// paths read as in README, capturing stdout, stderr and the exit code.
-Result run(const std::string& tool, const std::string& args) {
-  static int calls = 0;
-  const std::string err_path = scratch_dir() + "/stderr-" + std::to_string(++calls) + ".txt";
-  const std::string cmd =
-      "cd '" + source_dir() + "' && '" + binary_dir() + "/bin/" + tool + "' " + args + " 2>'" + err_path + "'";
-  Result r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = read_all(err_path);
-  return r;
-}
-
-// A failure as documented: the exit code, a message on stderr, nothing on stdout.
-void check_fails(const Result& r, int exit_code) {
-  INFO("stderr: " << r.err);
-  CHECK(r.exit_code == exit_code);
-  CHECK(r.out.empty());
-  CHECK_FALSE(r.err.empty());
-}
-
-json parse_stdout(const Result& r) {
-  INFO("exit " << r.exit_code << ", stdout: " << r.out.substr(0, 400) << "\nstderr: " << r.err);
-  json j;
-  REQUIRE_NOTHROW(j = json::parse(r.out));
-  return j;
-}
 
 // The report keys tools/common/text_eval.h documents.
 const char* const kReportKeys[] = {
