@@ -6,67 +6,25 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "tests/support/test_support.h"
+#include "tests/support/cli_runner.h"
 
 namespace {
 
 using nlohmann::json;
-using rwkvlite::test::binary_dir;
+using rwkvlite::test::case_dir;
+using rwkvlite::test::read_all;
+using rwkvlite::test::Result;
+using rwkvlite::test::run;
 using rwkvlite::test::scratch_dir;
 using rwkvlite::test::source_dir;
+using rwkvlite::test::write_file;
 
 const std::string kTinyModel = "third_party/tiny-rwkv/tiny-rwkv-5v2-730K-FP32.bin";
-
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-// A scratch folder for one test case.
-std::string case_dir(const std::string& name) {
-  const std::string d = scratch_dir() + "/" + name;
-  std::filesystem::create_directories(d);
-  return d;
-}
-
-// Runs build/bin/`tool` with `args` (a shell fragment) from the source directory, so relative
-// paths read as in README, capturing stdout, stderr and the exit code.
-Result run(const std::string& tool, const std::string& args) {
-  static int calls = 0;
-  const std::string err_path = scratch_dir() + "/stderr-" + std::to_string(++calls) + ".txt";
-  const std::string cmd =
-      "cd '" + source_dir() + "' && '" + binary_dir() + "/bin/" + tool + "' " + args + " 2>'" + err_path + "'";
-  Result r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = read_all(err_path);
-  return r;
-}
 
 // A failure as documented: the exit code, a message on stderr, nothing on stdout.
 void check_fails(const Result& r, int exit_code) {
