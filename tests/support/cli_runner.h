@@ -15,7 +15,7 @@
 
 #include "tests/support/test_support.h"
 
-namespace rwkvlite::test::cli {
+namespace rwkvlite::test {
 
 using nlohmann::json;
 
@@ -75,4 +75,4 @@ inline json parse_stdout(const Result& r) {
   return j;
 }
 
-}  // namespace rwkvlite::test::cli
+}  // namespace rwkvlite::test

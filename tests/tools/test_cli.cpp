@@ -25,7 +25,7 @@ using nlohmann::json;
 using rwkvlite::test::binary_dir;
 using rwkvlite::test::scratch_dir;
 using rwkvlite::test::source_dir;
-using namespace rwkvlite::test::cli;
+using namespace rwkvlite::test;
 
 const std::string kTinyModel = "third_party/tiny-rwkv/tiny-rwkv-5v2-730K-FP32.bin";
 

@@ -17,7 +17,6 @@
 namespace {
 
 using namespace rwkvlite::test;
-using namespace rwkvlite::test::cli;
 namespace fs = std::filesystem;
 
 const std::string kTinyModel = "third_party/tiny-rwkv/tiny-rwkv-5v2-730K-FP32.bin";

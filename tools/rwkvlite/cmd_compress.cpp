@@ -1,25 +1,67 @@
 // rwkvlite compress MODEL -o OUT --config FILE [--set k=v ...] [--dry-run] [--force] [--seed N]
+// rwkvlite compress IN... [--inputs LIST] --output-dir DIR --config FILE [...]  (docs/batch.md)
+#include "tools/rwkvlite/batch_compress.h"
+#include "tools/rwkvlite/batch_inputs.h"
 #include "tools/rwkvlite/cli_common.h"
 #include "tools/rwkvlite/commands.h"
 #include "compress/passes/builtin_passes.h"
 #include "compress/pipeline/pipeline.h"
+#include "runtime/core/error.h"
 
 namespace rwkvlite::cli {
 
+namespace {
+
+struct CompressCommand {
+  CompressOptions options;          // the single form as is; the batch's shared settings
+  std::vector<std::string> inputs;  // positional: one MODEL, or paths and glob patterns
+  std::string inputs_list, output_dir;
+};
+
+// -o OUTPUT is the single form, unchanged: exactly one MODEL taken literally. --output-dir is
+// the batch form. Anything else is a usage error before anything is read.
+int run_compress_command(CompressCommand& c) {
+  if (!c.options.output_path.empty()) {
+    if (!c.output_dir.empty()) throw UsageError("-o OUTPUT and --output-dir DIR exclude each other");
+    if (c.inputs.size() != 1 || !c.inputs_list.empty()) {
+      throw UsageError("-o OUTPUT takes exactly one MODEL; compress several with --output-dir DIR");
+    }
+    c.options.model_path = c.inputs[0];
+    return run_compress(c.options, builtin_passes());
+  }
+  if (c.output_dir.empty()) throw UsageError("give -o OUTPUT (one MODEL) or --output-dir DIR (a batch)");
+  BatchCompressOptions batch;
+  batch.inputs = expand_input_patterns(c.inputs);
+  if (!c.inputs_list.empty()) {
+    for (std::string& path : read_input_list(c.inputs_list)) batch.inputs.push_back(std::move(path));
+  }
+  batch.output_dir = c.output_dir;
+  batch.common = c.options;
+  return run_batch_compress(batch, builtin_passes());
+}
+
+}  // namespace
+
 void register_compress(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("compress", "Compress a dense model into one compact file, driven by a TOML config");
-  auto o = std::make_shared<CompressOptions>();
-  cmd->add_option("model", o->model_path, "Dense model: rwkv.cpp .bin, .safetensors or .pth")->required();
-  cmd->add_option("-o,--output", o->output_path, "Compact output file")->required();
+  auto* cmd = app.add_subcommand("compress", "Compress dense models into compact files, driven by a TOML config");
+  auto c = std::make_shared<CompressCommand>();
+  CompressOptions* o = &c->options;
+  cmd->add_option("model", c->inputs,
+                  "Dense model: rwkv.cpp .bin, .safetensors or .pth; with --output-dir several, and quoted glob "
+                  "patterns");
+  cmd->add_option("-o,--output", o->output_path, "Compact output file (one MODEL)");
+  cmd->add_option("--output-dir", c->output_dir, "Batch: write DIR/<model stem>.rwkvlite for every MODEL");
+  cmd->add_option("--inputs", c->inputs_list,
+                  "Batch: a file of model paths, one per line ('#' comments; relative to the file's directory)");
   cmd->add_option("-c,--config", o->config_path, "TOML config (see configs/)")->required();
   cmd->add_option("--set", o->overrides, "Override a config value: key=value (repeatable), e.g. pass.0.divisor=4");
   cmd->add_option("--seed", o->seed, "Seed (overrides calibration.seed)");
   cmd->add_flag("--dry-run", o->dry_run, "Print the planned file size and peak memory without compressing");
-  cmd->add_flag("--force", o->force, "Overwrite an existing output file");
+  cmd->add_flag("--force", o->force, "Overwrite existing output files");
   cmd->add_option("--threads", o->threads, "Worker threads")->check(CLI::Range(1, 256));
   cmd->add_option("--ln-x-eps", o->ln_x_eps, "Group-norm epsilon override (see rwkvlite eval --help)");
-  cmd->add_option("--report", o->report_path, "JSON report path (default: OUTPUT.report.json)");
-  cmd->callback([&action, o] { action = [o] { return run_compress(*o, builtin_passes()); }; });
+  cmd->add_option("--report", o->report_path, "JSON report path (default: OUTPUT.report.json; not in a batch)");
+  cmd->callback([&action, c] { action = [c] { return run_compress_command(*c); }; });
 }
 
 }  // namespace rwkvlite::cli

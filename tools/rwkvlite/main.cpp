@@ -1,6 +1,7 @@
 // rwkvlite: inspect, convert, evaluate and compress RWKV checkpoints.
 // Results go to stdout, logs and progress to stderr. Exit codes: 0 ok, 1 internal error,
-// 2 usage or config error, 3 bad input file, 4 accuracy gate failed, 5 resource limit.
+// 2 usage or config error, 3 bad input file, 4 accuracy gate failed, 5 resource limit,
+// 6 some items of a batch failed (compress --output-dir, docs/batch.md).
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
