@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
+# A one-node Slurm cluster for the sweep's Slurm test; the test says why it skips if this fails.
+scripts/setup_slurm.sh || echo "== no local Slurm cluster: the Slurm sweep test will be skipped"
 echo "== tests (Release)"
 ctest --test-dir build --output-on-failure -j "$(nproc)"
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import torch" 2>/dev/null && [ -d tests/python ]; then
