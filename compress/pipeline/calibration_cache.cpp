@@ -301,7 +301,7 @@ CachedCalibration calibration_through_cache(const std::string& dir, const Calibr
 
   CachedCalibration out;
   out.path = calibration_cache_path(dir, key.key);
-  if (std::filesystem::exists(out.path)) {
+  if (std::filesystem::exists(out.path, ec)) {
     try {
       out.data = read_calibration_cache(out.path, key, shape);
       out.hit = true;

@@ -118,6 +118,7 @@ TEST_CASE("a calibration cache entry reads back bit for bit and a damaged one is
   REQUIRE(shape.sample_stride == data.sample_stride);
   CalibrationCacheInputs in;
   in.model_xxh64 = "0123456789abcdef";
+  in.text_xxh64 = "00000000000000ff";
   in.tokens_xxh64 = tokens.xxh64;
   in.projections = req.projections;
   const CalibrationCacheKey key = calibration_cache_key(in);
@@ -162,11 +163,11 @@ TEST_CASE("a calibration cache entry reads back bit for bit and a damaged one is
     std::vector<uint8_t> b = good;
     const int64_t huge = int64_t(1) << 40;
     std::memcpy(b.data() + n_embd_offset(key), &huge, sizeof huge);
-    refused_because(b, "n_embd is 1099511627776, expected 256");
+    refused_because(b, "n_embd is 1099511627776, expected 64");
   }
   SECTION("another key's entry is refused") {
-    CalibrationCacheInputs other = in;
-    other.calibration.bytes = 1;
+    CalibrationCacheInputs other = in;  // the same description length, so the size matches
+    other.text_xxh64 = "fedcba9876543210";
     const CalibrationCacheKey k2 = calibration_cache_key(other);
     CHECK(k2.key != key.key);
     write_bytes(path, good);

@@ -45,7 +45,7 @@ std::string compress_cmd(const std::string& work, const std::string& name, const
   const std::string out = work + "/" + name;
   return "(RWKVLITE_NO_PROGRESS=1 " + env + " '" + binary_dir() + "/bin/rwkvlite' --log-level info compress '" +
          tiny_model_path("5v2-730K", "FP32") + "' -o '" + out + ".rwkvlite' -c '" + source_dir() +
-         "/configs/lowrank-aware.toml' --set calibration.bytes=30000 --threads 1 " + options + " 2>'" + out +
+         "/configs/lowrank-aware.toml' --set calibration.bytes=10000 --threads 1 " + options + " 2>'" + out +
          ".log'; echo $? >'" + out + ".rc')";
 }
 
@@ -70,7 +70,7 @@ std::pair<std::string, std::string> dry_run_cache_line(const std::string& work, 
   const std::string out = work + "/dry.txt";
   const std::string cmd = "RWKVLITE_NO_PROGRESS=1 '" + binary_dir() + "/bin/rwkvlite' --log-level warn compress '" +
                           tiny_model_path("5v2-730K", "FP32") + "' -o '" + work + "/dry.rwkvlite' -c '" +
-                          source_dir() + "/configs/lowrank-aware.toml' --set calibration.bytes=30000 --dry-run " +
+                          source_dir() + "/configs/lowrank-aware.toml' --set calibration.bytes=10000 --dry-run " +
                           cache_flag(cache) + " >'" + out + "'";
   REQUIRE(std::system(cmd.c_str()) == 0);
   std::smatch m;
