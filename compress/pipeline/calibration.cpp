@@ -72,8 +72,7 @@ CalibrationData run_calibration(const Model& model, const CalibrationRequest& re
   if (tokens.empty()) throw InputError("the calibration text is empty");
   // Sampled positions: every stride-th token, so the samples spread over the whole text.
   const auto n_tokens = static_cast<int64_t>(tokens.size());
-  const int64_t max_samples = std::max<int64_t>(1, request.max_samples);
-  data.sample_stride = (n_tokens + max_samples - 1) / max_samples;
+  data.sample_stride = calibration_sample_stride(n_tokens, request.max_samples);
   const int64_t n_samples = (n_tokens + data.sample_stride - 1) / data.sample_stride;
   const int64_t D = model.dims.n_embd, L = model.dims.n_layer;
   data.ffn_key_inputs.assign(static_cast<size_t>(L), CalibrationData::Rows(n_samples, D));
@@ -137,6 +136,22 @@ CalibrationText read_calibration_text(const CalibrationConfig& c) {
 
 int64_t calibration_token_count(const Model& model, const std::string& text) {
   return static_cast<int64_t>(tokenizer_for(model.dims.n_vocab, "")->encode(text).size());
+}
+
+CalibrationTokens calibration_tokens(const Model& model, const std::string& text) {
+  const std::vector<int32_t> ids = tokenizer_for(model.dims.n_vocab, "")->encode(text);
+  CalibrationTokens out;
+  out.count = static_cast<int64_t>(ids.size());
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx",
+                static_cast<unsigned long long>(XXH64(ids.data(), ids.size() * sizeof(int32_t), 0)));
+  out.xxh64 = hex;
+  return out;
+}
+
+int64_t calibration_sample_stride(int64_t n_tokens, int64_t max_samples) {
+  const int64_t m = std::max<int64_t>(1, max_samples);
+  return std::max<int64_t>(1, (n_tokens + m - 1) / m);
 }
 
 int64_t estimate_calibration_bytes(const Model& model, const std::set<std::string>& projections,

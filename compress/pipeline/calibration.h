@@ -14,6 +14,9 @@
 
 namespace rwkvlite {
 
+// Everything calibration's result depends on besides the model: calibration_cache_key
+// (calibration_cache.h) keys on each field that changes the statistics, so a new field here
+// belongs in the key too.
 struct CalibrationRequest {
   std::string text;                  // the calibration bytes (byte-level) or text (tokenized)
   std::set<std::string> projections; // canonical weight names whose input moments are wanted
@@ -36,6 +39,18 @@ CalibrationText read_calibration_text(const CalibrationConfig& config);
 
 // Tokens run_calibration will see for `text` (the model's tokenizer), for the dry run.
 int64_t calibration_token_count(const Model& model, const std::string& text);
+
+// The same tokens as a count and the xxh64 (16 hex digits) of their int32 ids, which the
+// calibration cache keys on: it covers the tokenizer (and its vocabulary file) as well as the text.
+struct CalibrationTokens {
+  int64_t count = 0;
+  std::string xxh64;
+};
+CalibrationTokens calibration_tokens(const Model& model, const std::string& text);
+
+// Every sample_stride-th token is sampled, so that at most max_samples (>= 1) spread evenly
+// over n_tokens; ceil(n_tokens / sample_stride) positions in all.
+int64_t calibration_sample_stride(int64_t n_tokens, int64_t max_samples);
 
 // Memory calibration holds, for the dry run: one D x D double matrix per recorded projection
 // (`projections`, canonical weight names) plus the sampled activations (L + 1 rows of D floats

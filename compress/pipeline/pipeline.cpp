@@ -16,6 +16,7 @@
 #include "runtime/core/progress.h"
 #include "runtime/format/layout.h"
 #include "compress/pipeline/calibration.h"
+#include "compress/pipeline/calibration_cache.h"
 #include "compress/pipeline/compact_export.h"
 #include "compress/pipeline/config.h"
 
@@ -92,14 +93,15 @@ nlohmann::ordered_json pass_records(const PipelineConfig& config) {
 }
 
 // What the file records about its inputs; `calibration` is null when no pass needs it.
-nlohmann::ordered_json provenance_of(const CompressOptions& o, const PipelineConfig& config,
-                                     const CalibrationText* calibration, int64_t calibration_tokens) {
+nlohmann::ordered_json provenance_of(const CompressOptions& o, const std::string& model_xxh64,
+                                     const PipelineConfig& config, const CalibrationText* calibration,
+                                     int64_t n_calibration_tokens) {
   return {{"tool", "rwkvlite"},
           {"tool_version", RWKVLITE_VERSION},
           {"input_file", std::filesystem::path(o.model_path).filename().string()},
-          {"input_xxh64", file_xxh64(o.model_path)},
+          {"input_xxh64", model_xxh64},
           {"calibration_text_xxh64", calibration ? calibration->xxh64 : std::string()},
-          {"calibration_tokens", calibration_tokens},
+          {"calibration_tokens", n_calibration_tokens},
           {"seed", config.calibration.seed},
           {"config_hash", config.hash}};
 }
@@ -114,6 +116,7 @@ nlohmann::ordered_json file_metadata_of(const PipelineConfig& config, const nloh
 struct Prepared {
   PipelineConfig config;
   Model model;
+  std::string model_xxh64;  // file_xxh64 of the model file: provenance and the calibration cache key
   CompressedModel cm;
   CompressPlan plan;
   std::optional<CalibrationText> calibration_text;
@@ -141,6 +144,7 @@ Prepared prepare(const CompressOptions& o, const PassRegistry& passes) {
   LoadOptions load;
   load.ln_x_eps = o.ln_x_eps;
   p.model = load_model(o.model_path, load);
+  p.model_xxh64 = file_xxh64(o.model_path);
   const Model& model = p.model;
   spdlog::info("model {}: RWKV {}, {} layers x {}, {:.2f} M parameters", o.model_path, arch_name(model.arch),
                model.dims.n_layer, model.dims.n_embd, model.parameter_count() / 1e6);
@@ -152,11 +156,29 @@ Prepared prepare(const CompressOptions& o, const PassRegistry& passes) {
   return p;
 }
 
+// The cache key of the statistics this run's calibration records.
+CalibrationCacheKey cache_key_of(const CompressOptions& o, const Prepared& p, const CalibrationTokens& tokens) {
+  CalibrationCacheInputs in;
+  in.model_xxh64 = p.model_xxh64;
+  in.ln_x_eps = o.ln_x_eps;
+  in.text_xxh64 = p.calibration_text->xxh64;
+  in.tokens_xxh64 = tokens.xxh64;
+  in.calibration = p.config.calibration;
+  in.projections = calibrated_projections(p.model);
+  return calibration_cache_key(in);
+}
+
 CompressPlanSummary summarize_plan(const CompressOptions& o, const Prepared& p) {
   CompressPlanSummary s;
   const CalibrationText* text = p.calibration_text ? &*p.calibration_text : nullptr;
-  const int64_t tokens = text ? calibration_token_count(p.model, text->text) : 0;
-  s.size = compact_file_size(p.plan.model, file_metadata_of(p.config, provenance_of(o, p.config, text, tokens)));
+  const CalibrationTokens tokens = text ? calibration_tokens(p.model, text->text) : CalibrationTokens{};
+  s.size = compact_file_size(p.plan.model,
+                             file_metadata_of(p.config, provenance_of(o, p.model_xxh64, p.config, text, tokens.count)));
+  if (text && !o.calibration_cache_dir.empty()) {
+    // Whether the entry exists; whether it reads back is found out by the run.
+    s.calibration_cache_path = calibration_cache_path(o.calibration_cache_dir, cache_key_of(o, p, tokens).key);
+    s.calibration_cache_hit = std::filesystem::exists(s.calibration_cache_path);
+  }
   s.header_slack_bytes = p.plan.header_slack_bytes;
   s.unknowns = p.plan.unknowns;
   s.dense_fp32_bytes = p.dense_fp32_bytes;
@@ -184,20 +206,50 @@ void print_dry_run(const CompressPlanSummary& s, const PipelineConfig& config) {
   }
   std::printf("planned_peak_memory     %s (model x2 + calibration statistics %s)\n", mib(s.peak_memory_bytes).c_str(),
               mib(s.calibration_bytes).c_str());
+  if (!s.calibration_cache_path.empty()) {
+    std::printf("calibration_cache       %s (%s)\n", s.calibration_cache_hit ? "hit" : "miss",
+                s.calibration_cache_path.c_str());
+  }
   std::printf("passes                  %zu (%s)\n", config.passes.size(), config.hash.c_str());
 }
 
-// Calibration, once, for every pass that needs it.
-CalibrationData calibrate(const Prepared& p, int threads) {
+// The statistics every pass that needs calibration shares, and how they were obtained (the
+// report's "calibration" object).
+struct CalibrationOutcome {
+  CalibrationData data;
+  std::string cache = "none";  // "none" (no pass needs calibration), "off", "hit", "miss"
+  std::string key;             // the cache key, when the cache is on
+  double seconds = 0;
+};
+
+// Calibration, once, for every pass that needs it: computed, or through the cache directory.
+CalibrationOutcome calibrate(const CompressOptions& o, const Prepared& p) {
+  CalibrationOutcome out;
+  if (!p.config.needs_calibration()) return out;
+  const auto t0 = std::chrono::steady_clock::now();
   const auto& c = p.config.calibration;
   const CalibrationText& text = *p.calibration_text;
   CalibrationRequest req;
   req.text = text.text;
-  req.threads = threads;
+  req.threads = o.threads;
   req.max_samples = c.samples;
   req.projections = calibrated_projections(p.model);
   spdlog::info("calibration: {} bytes of {} from offset {}", text.text.size(), text.path, c.offset);
-  return run_calibration(p.model, req);
+  if (o.calibration_cache_dir.empty()) {
+    out.data = run_calibration(p.model, req);
+    out.cache = "off";
+  } else {
+    const CalibrationTokens tokens = calibration_tokens(p.model, text.text);
+    const CalibrationCacheKey key = cache_key_of(o, p, tokens);
+    CachedCalibration cached =
+        calibration_through_cache(o.calibration_cache_dir, key, calibration_shape(p.model, req.projections, tokens.count, c.samples),
+                                  [&] { return run_calibration(p.model, req); });
+    out.data = std::move(cached.data);
+    out.cache = cached.hit ? "hit" : "miss";
+    out.key = key.key;
+  }
+  out.seconds = seconds_since(t0);
+  return out;
 }
 
 // Runs every pass in order on the model, logging each row as it completes; returns the
@@ -235,12 +287,12 @@ nlohmann::ordered_json run_passes(Prepared& p, const CalibrationData* calibratio
 }
 
 // The compact file and the JSON report.
-void write_outputs(const CompressOptions& o, const Prepared& p, const CalibrationData& calibration,
+void write_outputs(const CompressOptions& o, const Prepared& p, const CalibrationOutcome& calibration,
                    nlohmann::ordered_json rows, std::chrono::steady_clock::time_point t_start) {
   const PipelineConfig& config = p.config;
   const int64_t dense_fp32_bytes = p.dense_fp32_bytes;
   const CalibrationText* text = p.calibration_text ? &*p.calibration_text : nullptr;
-  const nlohmann::ordered_json provenance = provenance_of(o, config, text, calibration.tokens);
+  const nlohmann::ordered_json provenance = provenance_of(o, p.model_xxh64, config, text, calibration.data.tokens);
   write_compact(p.cm, o.output_path, file_metadata_of(config, provenance));
   const uint64_t out_bytes = file_size_or_throw(o.output_path);
   spdlog::info("wrote {}: {} ({:.2f}x smaller than dense FP32)", o.output_path, mib(static_cast<int64_t>(out_bytes)),
@@ -253,6 +305,10 @@ void write_outputs(const CompressOptions& o, const Prepared& p, const Calibratio
                                    {"config", config.resolved},
                                    {"provenance", provenance},
                                    {"tensors", std::move(rows)},
+                                   {"calibration", {{"cache", calibration.cache},
+                                                    {"key", calibration.key.empty() ? nlohmann::ordered_json()
+                                                                                    : nlohmann::ordered_json(calibration.key)},
+                                                    {"seconds", calibration.seconds}}},
                                    {"seconds", seconds_since(t_start)},
                                    {"peak_rss_bytes", peak_rss_bytes()}};
   const std::string report_path = o.report_path.empty() ? o.output_path + ".report.json" : o.report_path;
@@ -293,9 +349,8 @@ int run_compress(const CompressOptions& o, const PassRegistry& passes) {
     print_dry_run(summarize_plan(o, p), p.config);
     return 0;
   }
-  CalibrationData calibration;
-  if (p.config.needs_calibration()) calibration = calibrate(p, o.threads);
-  nlohmann::ordered_json rows = run_passes(p, p.config.needs_calibration() ? &calibration : nullptr, o.threads);
+  const CalibrationOutcome calibration = calibrate(o, p);
+  nlohmann::ordered_json rows = run_passes(p, p.config.needs_calibration() ? &calibration.data : nullptr, o.threads);
   write_outputs(o, p, calibration, std::move(rows), t_start);
   return 0;
 }

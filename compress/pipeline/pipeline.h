@@ -19,7 +19,8 @@ struct CompressOptions {
   int threads = 2;
   float ln_x_eps = NAN;                // NaN: what the model file implies
   std::string report_path;             // default: <output>.report.json
-  std::string calibration_cache_dir;   // "" : no cache
+  // Directory of cached calibration statistics (calibration_cache.h); empty: always calibrate.
+  std::string calibration_cache_dir;
 };
 
 // Returns the process exit code; throws rwkvlite::Error subclasses for bad input.
@@ -39,6 +40,10 @@ struct CompressPlanSummary {
   int64_t dense_fp32_bytes = 0;
   int64_t calibration_bytes = 0;      // estimate of what calibration holds in memory
   int64_t peak_memory_bytes = 0;      // estimate: the dense model twice plus calibration
+  // With a calibration cache directory and a pass that needs calibration: the entry's path and
+  // whether it exists (a run may still find it unreadable and recompute).
+  std::string calibration_cache_path;
+  bool calibration_cache_hit = false;
 };
 CompressPlanSummary plan_compress(const CompressOptions& options, const PassRegistry& passes);
 
