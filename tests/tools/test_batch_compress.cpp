@@ -181,7 +181,7 @@ TEST_CASE("A quoted glob expands sorted; a pattern matching nothing is a usage e
   CHECK_FALSE(fs::exists(dir + "/none"));
 }
 
-TEST_CASE("--inputs reads a list file: comments and blank lines skipped, paths from the list's folder",
+TEST_CASE("A list file given with --inputs: comments and blank lines skipped, paths from the list's folder",
           "[tools][batch]") {
   const std::string dir = make_models("batch_list");
   const std::string out = dir + "/out";
