@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   cli::register_compress(app, action);
   cli::register_verify(app, action);
   cli::register_synthesize(app, action);
+  cli::register_check(app, action);
 
 #ifdef RWKVLITE_WITH_TORCH
   register_torch_parts();  // .pth files and the predictor and cluster-head trainers
