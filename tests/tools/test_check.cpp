@@ -284,8 +284,8 @@ TEST_CASE("check: thresholds files are read strictly, errors located at file:lin
     check_usage_error(run_tool("rwkvlite", "check " + kBaseline + " --baseline " + kBaseline + " --thresholds " + q(path)),
                       path + message);
   };
-  check_toml("typo.toml", "[bits_per_byte]\nmax_increase = 0.5\n",
-             ":2:1: unknown key 'max_increase' in [bits_per_byte]; did you mean 'max_increase_pct'?");
+  check_toml("typo.toml", "[bits_per_byte]\nmax_increse_pct = 0.5\n",
+             ":2:1: unknown key 'max_increse_pct' in [bits_per_byte]; did you mean 'max_increase_pct'?");
   check_toml("direction.toml", "[top1_agreement]\nmax = 0.9\n", ":2:1: unknown key 'max' in [top1_agreement]");
   check_toml("table.toml", "[bpb]\nmax = 2\n", ":1:2: unknown key 'bpb' at the top level");
   check_toml("type.toml", "[kl_mean]\n\nmax = \"0.1\"\n",

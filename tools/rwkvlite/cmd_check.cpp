@@ -60,11 +60,10 @@ int run_check(const CheckCommand& c) {
   const std::string missing =
       current_missing + (current_missing.empty() || baseline_missing.empty() ? "" : "; ") + baseline_missing;
 
+  std::optional<Blame> blame;  // computed (and so checked) always, shown only on a failure
+  if (current_cr && baseline_cr) blame = blame_tensors(*baseline_cr, baseline_cr_path, *current_cr, current_cr_path);
   const GateVerdict verdict = evaluate_gate(baseline, c.baseline_path, current, c.report_path, thresholds);
-  std::optional<Blame> blame;
-  if (!verdict.passed() && current_cr && baseline_cr) {
-    blame = blame_tensors(*baseline_cr, baseline_cr_path, *current_cr, current_cr_path);
-  }
+  if (verdict.passed()) blame.reset();
 
   if (c.json_path != "-") {
     print_gate_table(verdict, stdout);
