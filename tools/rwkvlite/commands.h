@@ -18,5 +18,6 @@ void register_compress(CLI::App& app, Action& action);
 void register_verify(CLI::App& app, Action& action);
 void register_synthesize(CLI::App& app, Action& action);
 void register_sweep(CLI::App& app, Action& action);
+void register_check(CLI::App& app, Action& action);
 
 }  // namespace rwkvlite::cli

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   cli::register_verify(app, action);
   cli::register_synthesize(app, action);
   cli::register_sweep(app, action);
+  cli::register_check(app, action);
 
 #ifdef RWKVLITE_WITH_TORCH
   register_torch_parts();  // .pth files and the predictor and cluster-head trainers
