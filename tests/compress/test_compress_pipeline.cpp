@@ -42,7 +42,7 @@ TEST_CASE("compression output is byte-identical for any thread count", "[pipelin
   CHECK(bytes_of(a) == bytes_of(b));
 }
 
-TEST_CASE("corruption of a tensor byte is caught by verify and at load; truncation at open", "[pipeline]") {
+TEST_CASE("corruption of a tensor byte is caught by verify and at load, truncation at open", "[pipeline]") {
   const std::string model = tiny_model_path("7v0-834K", "FP32");
   const std::string clean = compress(model, "int8.toml", "corrupt-src.rwkvlite", 2);
   const auto file = format::CompactFile::open(clean);

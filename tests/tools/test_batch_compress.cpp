@@ -160,7 +160,7 @@ TEST_CASE("When every item fails the batch still exits 6 and writes the summary"
   CHECK(s["rows"][1]["error"].get<std::string>().find("missing.bin") != std::string::npos);
 }
 
-TEST_CASE("A quoted glob expands sorted; a pattern matching nothing is a usage error", "[tools][batch]") {
+TEST_CASE("A quoted glob expands sorted, and a pattern matching nothing is a usage error", "[tools][batch]") {
   const std::string dir = make_models("batch_glob");
   const std::string m = dir + "/models/", out = dir + "/out";
   const Result r = run("rwkvlite", "--quiet compress '" + m + "*.bin' --output-dir '" + out + "'" + kConfig);

@@ -197,7 +197,7 @@ TEST_CASE("A truncated model file, a file that is not a model and a missing file
   }
 }
 
-TEST_CASE("A user's --text is scored from byte 0; only the bundled text starts at its held-out offset", "[tools]") {
+TEST_CASE("A user's --text is scored from byte 0, and only the bundled text starts at its held-out offset", "[tools]") {
   const std::string dir = case_dir("user_text");
   const std::string text = dir + "/note.txt";
   write_file(text, "To be, or not to be: that is the qu.");  // 36 bytes
