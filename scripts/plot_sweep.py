@@ -6,7 +6,7 @@
                        markers, and the Pareto front (both minimised) as a step line;
   lowrank_<model>.png  for low-rank runs (Pareto-front runs first, at most --max-runs): the rank and
                        the weight rel_err of every blocks.N.* tensor against N, a column per tensor
-                       kind, a line per run, read from DIR/runs/<run_id>/compress.report.json.
+                       kind, a line per run, read from DIR/runs/<run_id>/model.rwkvlite.report.json.
 
 Prints the Pareto front of every model as a Markdown table on stdout; --pareto-md also writes it to
 DIR/pareto.md (or the given path). Failed rows are left out; unknown columns are ignored.
@@ -178,7 +178,7 @@ def pick_lowrank_runs(sweep_dir, runs, front, max_runs):
     for r in ordered:
         if len(picked) >= max_runs:
             break
-        rows = lowrank_rows(os.path.join(sweep_dir, "runs", r["run_id"], "compress.report.json"))
+        rows = lowrank_rows(os.path.join(sweep_dir, "runs", r["run_id"], "model.rwkvlite.report.json"))
         if rows:
             picked.append((r, rows))
     return picked
@@ -308,7 +308,7 @@ def file_stem(model):
 
 def main(argv):
     ap = argparse.ArgumentParser(description="Plots a sweep's results.csv and prints its Pareto front.")
-    ap.add_argument("dir", help="sweep directory with results.csv (and runs/<run_id>/compress.report.json)")
+    ap.add_argument("dir", help="sweep directory with results.csv (and runs/<run_id>/model.rwkvlite.report.json)")
     ap.add_argument("-o", "--out", help="directory for the PNGs (default DIR/plots)")
     ap.add_argument("--pareto-md", nargs="?", const="", metavar="PATH",
                     help="also write the Pareto table to PATH (default DIR/pareto.md)")

@@ -312,10 +312,7 @@ void write_outputs(const CompressOptions& o, const Prepared& p, const Calibratio
                                    {"seconds", seconds_since(t_start)},
                                    {"peak_rss_bytes", peak_rss_bytes()}};
   const std::string report_path = o.report_path.empty() ? o.output_path + ".report.json" : o.report_path;
-  AtomicFile rf(report_path);
-  const std::string text_out = report.dump(2) + "\n";
-  rf.write(text_out.data(), text_out.size());
-  rf.commit();
+  write_file_atomically(report_path, report.dump(2) + "\n");
   spdlog::info("report: {}", report_path);
 }
 

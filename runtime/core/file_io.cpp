@@ -121,6 +121,12 @@ void AtomicFile::commit() {
   committed_ = true;
 }
 
+void write_file_atomically(const std::string& path, const std::string& bytes) {
+  AtomicFile f(path);
+  f.write(bytes.data(), bytes.size());
+  f.commit();
+}
+
 void refuse_existing_output(const std::string& path, bool force) {
   if (!force && std::filesystem::exists(path)) throw UsageError("'" + path + "' exists; pass --force to overwrite it");
 }

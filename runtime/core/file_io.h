@@ -82,6 +82,9 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// `bytes` into `path` through an AtomicFile: all of it or, on any failure, nothing.
+void write_file_atomically(const std::string& path, const std::string& bytes);
+
 // The one overwrite guard of every command that writes an output file: throws UsageError
 // "'PATH' exists; pass --force to overwrite it" when `path` exists and `force` is false.
 // Checked before any work starts, so a long run never ends by refusing to write.

@@ -68,7 +68,7 @@ def write_sweep(d):
         tensors.append({"pass": "quantize", "tensor": "blocks.0.ffn.key.weight", "rel_err": 0.01, "extra": {}})
         tensors.append({"pass": "lowrank", "tensor": "head.weight", "rel_err": 0.3, "extra": {"rank": 16}})
         os.makedirs(os.path.join(d, "runs", run_id))
-        with open(os.path.join(d, "runs", run_id, "compress.report.json"), "w") as f:
+        with open(os.path.join(d, "runs", run_id, "model.rwkvlite.report.json"), "w") as f:
             json.dump({"schema_version": 1, "tensors": tensors}, f)
 
 

@@ -22,9 +22,7 @@ void write_json(const std::string& path, const nlohmann::ordered_json& j) {
     std::fflush(stdout);
     return;
   }
-  AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
+  write_file_atomically(path, text);
 }
 
 void print_report_table(const nlohmann::ordered_json& report, std::FILE* out) {

@@ -146,10 +146,7 @@ void write_summary(const BatchCompressOptions& o, const PipelineConfig& config, 
                                           {"failed", static_cast<int64_t>(rows.size()) - ok},
                                           {"rows", std::move(list)}};
   const std::string path = (fs::path(o.output_dir) / kBatchSummaryName).string();
-  AtomicFile f(path);
-  const std::string text = summary.dump(2) + "\n";
-  f.write(text.data(), text.size());
-  f.commit();
+  write_file_atomically(path, summary.dump(2) + "\n");
   spdlog::info("batch summary: {}", path);
 }
 

@@ -12,6 +12,7 @@
 #include "compress/passes/builtin_passes.h"
 #include "runtime/core/error.h"
 #include "runtime/core/file_io.h"
+#include "tools/common/json_output.h"
 #include "tools/rwkvlite/commands.h"
 #include "tools/rwkvlite/sweep_backend.h"
 #include "tools/rwkvlite/sweep_results.h"
@@ -49,10 +50,7 @@ void write_plan(const SweepSpec& spec, const std::string& dir) {
     runs.push_back({{"run_id", r.id}, {"model", r.model}, {"model_xxh64", r.model_xxh64}, {"baseline", r.baseline},
                     {"config", r.config_path}, {"params", params_text(r)}, {"origin", r.origin}});
   }
-  const std::string text = nlohmann::ordered_json{{"sweep", spec.path}, {"runs", runs}}.dump(2) + "\n";
-  AtomicFile f(dir + "/sweep.json");
-  f.write(text.data(), text.size());
-  f.commit();
+  tools::write_json(dir + "/sweep.json", {{"sweep", spec.path}, {"runs", runs}});
 }
 
 int run_sweep(const SweepCommand& c) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/core/error.h"
 #include "tools/rwkvlite/sweep_spec.h"
 
 namespace rwkvlite::cli {
@@ -36,9 +37,10 @@ struct SlurmOptions {
 void run_slurm(const SweepSpec& spec, const std::vector<size_t>& pending, const WorkerCommand& worker, int jobs,
                const SlurmOptions& options);
 
-class InterruptedError : public std::runtime_error {
+// Exit code 130, as a shell reports a Ctrl-C.
+class InterruptedError : public Error {
  public:
-  InterruptedError() : std::runtime_error("interrupted") {}
+  InterruptedError() : Error("interrupted: the finished runs are kept; rerun the same command to resume", 130) {}
 };
 
 }  // namespace rwkvlite::cli

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "runtime/core/file_io.h"
+#include "tools/common/json_output.h"
 #include "tools/rwkvlite/cli_common.h"
 
 namespace rwkvlite::cli {
@@ -36,12 +37,6 @@ std::string join_row(const std::vector<std::string>& fields) {
   std::string line;
   for (size_t i = 0; i < fields.size(); ++i) line += (i ? "," : "") + csv_field(fields[i]);
   return line + "\n";
-}
-
-void write_atomically(const std::string& path, const std::string& text) {
-  AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
 }
 
 json model_summary(const std::string& model, const std::vector<const json*>& ok_rows) {
@@ -131,8 +126,8 @@ SweepOutcome write_sweep_results(const SweepSpec& spec, const std::string& out_d
   const json summary = {{"sweep", spec.path},          {"runs", spec.runs.size()}, {"ok", outcome.ok},
                         {"failed", outcome.failed},    {"missing", outcome.missing},
                         {"eval", spec.eval.to_json()}, {"models", per_model},       {"failures", failures}};
-  write_atomically(out_dir + "/results.csv", csv);
-  write_atomically(out_dir + "/summary.json", summary.dump(2) + "\n");
+  write_file_atomically(out_dir + "/results.csv", csv);
+  tools::write_json(out_dir + "/summary.json", summary);
 
   std::printf("%-16s  %-8s  %-40s  %10s  %8s  %12s  %7s\n", "run_id", "status", "baseline / params", "bits/byte",
               "vs dense", "resident", "x FP16");

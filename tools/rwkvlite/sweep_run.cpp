@@ -30,12 +30,6 @@ std::string read_all(const std::string& path) {
   return s.str();
 }
 
-void write_text_atomically(const std::string& path, const std::string& text) {
-  AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
 // The row fields every result has, in the column order of results.csv.
 json result_head(const SweepRun& run) {
   json params = json::object();
@@ -126,7 +120,7 @@ void prepare_run(const SweepRun& run, const std::string& out_dir, const PassRegi
     throw Error("internal error: the saved config of run " + run.id + " does not read back as it was resolved",
                 kExitInternal);
   }
-  if (!fs::exists(paths.config) || read_all(paths.config) != text) write_text_atomically(paths.config, text);
+  if (!fs::exists(paths.config) || read_all(paths.config) != text) write_file_atomically(paths.config, text);
 }
 
 json execute_run(const SweepSpec& spec, const SweepRun& run, const std::string& out_dir, int threads,
@@ -155,7 +149,7 @@ json failed_result(const SweepRun& run, const std::string& error) {
 
 void write_result(const std::string& out_dir, const SweepRun& run, const json& result) {
   fs::create_directories(run_paths(out_dir, run.id).dir);
-  write_text_atomically(run_paths(out_dir, run.id).result, result.dump(2) + "\n");
+  tools::write_json(run_paths(out_dir, run.id).result, result);
 }
 
 std::optional<json> read_result(const std::string& out_dir, const SweepRun& run) {

@@ -84,12 +84,7 @@ void run_slurm(const SweepSpec& spec, const std::vector<size_t>& pending, const 
   fs::create_directories(worker.out_dir + "/logs");
   for (size_t i : pending) fs::create_directories(run_paths(worker.out_dir, spec.runs[i].id).dir);
   const std::string script_path = slurm_dir + "/array.sh";
-  {
-    const std::string script = array_script(spec, pending, worker);
-    AtomicFile f(script_path);
-    f.write(script.data(), script.size());
-    f.commit();
-  }
+  write_file_atomically(script_path, array_script(spec, pending, worker));
   std::string range = "0-" + std::to_string(pending.size() - 1);
   if (jobs > 0) range += "%" + std::to_string(jobs);
   std::vector<std::string> args = {"sbatch", "--parsable", "--array=" + range};
