@@ -241,7 +241,7 @@ def plot_pareto(plt, ticker, model, runs, front, path):
     for g in groups:
         pts = [r for r in swept if r["param_map"].get(first_key, "") == g]
         ax.scatter([r["peak"] for r in pts], [r["bpb"] for r in pts], s=36, color=colour[g], alpha=0.85,
-                   label=f"{first_key}={g}" if first_key else "runs", zorder=3)
+                   label=(f"{first_key}={g}" if g else f"{first_key} not set") if first_key else "runs", zorder=3)
     for r in runs:
         if r["baseline"]:
             ax.scatter([r["peak"]], [r["bpb"]], s=90, marker=BASELINE_MARKERS.get(r["baseline"], "X"),

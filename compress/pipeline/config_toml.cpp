@@ -22,7 +22,12 @@ std::string key_text(const std::string& key) {
 // JSON scalars and arrays of scalars are valid TOML values as nlohmann prints them: strings
 // double-quoted with JSON escapes (a subset of TOML's), numbers in shortest round-trip form.
 void emit_table(const std::string& header, const json& table, bool array_element, std::string& out) {
-  if (!header.empty()) out += (out.empty() ? "" : "\n") + (array_element ? "[[" + header + "]]" : "[" + header + "]") + "\n";
+  if (!header.empty()) {
+    if (!out.empty()) out += '\n';
+    out += array_element ? "[[" : "[";
+    out += header;
+    out += array_element ? "]]\n" : "]\n";
+  }
   for (const auto& [k, v] : table.items()) {
     if (!v.is_object() && !is_table_array(v)) out += key_text(k) + " = " + v.dump() + "\n";
   }

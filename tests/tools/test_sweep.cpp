@@ -32,7 +32,7 @@ std::string sweep_file(const std::string& dir, const std::string& models, const 
   return path;
 }
 
-std::string model_path(const std::string& relative) { return "\"" + source_dir() + "/" + relative + "\""; }
+std::string model_path(const std::string& relative) { return '"' + source_dir() + "/" + relative + '"'; }
 
 using Table = std::vector<std::map<std::string, std::string>>;
 

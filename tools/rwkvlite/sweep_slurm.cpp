@@ -69,7 +69,8 @@ std::string array_script(const SweepSpec& spec, const std::vector<size_t>& pendi
   for (size_t i : pending) s += " " + spec.runs[i].id;
   s += " )\nexec";
   for (const std::string& a : worker.argv("RUN_ID")) {
-    s += " " + (a == "RUN_ID" ? std::string("\"${runs[$SLURM_ARRAY_TASK_ID]}\"") : shell_quote(a));
+    s += ' ';
+    s += a == "RUN_ID" ? std::string("\"${runs[$SLURM_ARRAY_TASK_ID]}\"") : shell_quote(a);
   }
   return s + "\n";
 }
@@ -85,8 +86,13 @@ void run_slurm(const SweepSpec& spec, const std::vector<size_t>& pending, const 
   for (size_t i : pending) fs::create_directories(run_paths(worker.out_dir, spec.runs[i].id).dir);
   const std::string script_path = slurm_dir + "/array.sh";
   write_file_atomically(script_path, array_script(spec, pending, worker));
-  std::string range = "0-" + std::to_string(pending.size() - 1);
-  if (jobs > 0) range += "%" + std::to_string(jobs);
+  // Built with += only: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string temporaries.
+  std::string range = "0-";
+  range += std::to_string(pending.size() - 1);
+  if (jobs > 0) {
+    range += '%';
+    range += std::to_string(jobs);
+  }
   std::vector<std::string> args = {"sbatch", "--parsable", "--array=" + range};
   if (options.wait) args.push_back("--wait");
   for (const std::string& a : options.sbatch_args) args.push_back(a);
