@@ -43,6 +43,7 @@ void compress_and_score(const SweepSpec& spec, const SweepRun& run, const RunPat
   std::string scored = run.model;
   double compress_seconds = 0;
   std::string cache = "none";
+  int64_t dense_fp16_bytes = 0;  // parameters x 2
   if (!run.config_path.empty()) {
     CompressOptions o;
     o.model_path = run.model;
@@ -56,7 +57,11 @@ void compress_and_score(const SweepSpec& spec, const SweepRun& run, const RunPat
     const json report = json::parse(read_all(paths.compress_report));
     compress_seconds = report.at("seconds").get<double>();
     cache = report.contains("calibration") ? report["calibration"].value("cache", "off") : "off";
+    dense_fp16_bytes = report.at("dense_fp32_bytes").get<int64_t>() / 2;
     scored = paths.model;
+  } else {
+    // No compress report to read the parameter count from: the dense baseline counts it itself.
+    dense_fp16_bytes = tools::load_dense_model(run.model, NAN).parameter_count() * 2;
   }
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -74,7 +79,6 @@ void compress_and_score(const SweepSpec& spec, const SweepRun& run, const RunPat
   tools::write_json(paths.eval_report, eval);
   const double eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  const int64_t dense_fp16_bytes = tools::load_dense_model(run.model, NAN).parameter_count() * 2;
   const double bpb = eval.at("bits_per_byte").get<double>();
   const double dense_bpb = eval.at("reference_bits_per_byte").get<double>();
   const int64_t resident = eval.at("peak_resident_weight_bytes").get<int64_t>();
