@@ -1,6 +1,7 @@
 #include "runtime/engine/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "runtime/core/error.h"
 
@@ -9,6 +10,31 @@ namespace {
 
 // Chunks per thread: enough to balance uneven progress, few enough to keep claims cheap.
 constexpr int64_t kChunksPerThread = 4;
+
+// How long a thread spins, watching an atomic, before it sleeps on a condition variable. A
+// token's forward pass is a few hundred parallel_for calls separated by microseconds of serial
+// work; a futex sleep and wake-up costs tens of microseconds of scheduling latency each time,
+// which at this size dominates. Spinning briefly catches the next job (and the end of the
+// current one) without any system call; beyond the budget the thread sleeps, so an idle pool
+// costs nothing.
+constexpr auto kSpinBudget = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until pred() holds or the budget is spent; returns pred().
+template <typename Pred>
+bool spin_until(Pred pred) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinBudget;
+  for (int i = 0;; ++i) {
+    if (pred()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return pred();
+  }
+}
 
 constexpr uint64_t pack(uint32_t generation, uint32_t chunk) { return static_cast<uint64_t>(generation) << 32 | chunk; }
 
@@ -84,11 +110,13 @@ void ThreadPool::run(int64_t begin, int64_t end, int64_t work_per_item, Call cal
   error_ = nullptr;
   chunks_done_.store(0, std::memory_order_relaxed);
   next_chunk_.store(pack(generation, 0), std::memory_order_release);
+  published_generation_.store(generation, std::memory_order_release);
   lock.unlock();
-  start_cv_.notify_all();
+  start_cv_.notify_all();  // no system call when every worker is spinning rather than asleep
 
   run_chunks(generation, call, ctx, begin, end, static_cast<int>(chunks));
 
+  spin_until([&] { return chunks_done_.load(std::memory_order_acquire) == chunks; });
   lock.lock();
   done_cv_.wait(lock, [&] { return chunks_done_.load(std::memory_order_acquire) == chunks; });
   busy_ = false;
@@ -102,6 +130,11 @@ void ThreadPool::worker_loop() {
   uint32_t seen = 0;
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
+    if (!stopping_ && generation_ == seen) {
+      lock.unlock();
+      spin_until([&] { return published_generation_.load(std::memory_order_acquire) != seen; });
+      lock.lock();
+    }
     start_cv_.wait(lock, [&] { return stopping_ || generation_ != seen; });
     if (stopping_) return;
     seen = generation_;

@@ -65,6 +65,8 @@ class ThreadPool {
 
   // The current job (guarded by mutex_ for the workers' first read).
   uint32_t generation_ = 0;
+  // generation_ as an atomic, for workers spinning without the mutex (thread_pool.cpp).
+  std::atomic<uint32_t> published_generation_{0};
   Call call_ = nullptr;
   void* ctx_ = nullptr;
   int64_t begin_ = 0, end_ = 0;

@@ -45,6 +45,24 @@ float dot_row(const uint8_t* row, const float* x, int64_t cols, Encoding encodin
 // y[i] += a * row[i], for neuron-major value rows (one stored row per channel-mix neuron).
 void axpy_row(float a, const uint8_t* row, int64_t cols, Encoding encoding, const EncodingParams& params, float* y);
 
+// y[r] = dot_row(rows + r * row_stride, x, ...) for r in [0, n_rows): the matrix-vector kernel
+// of stored matrices, several rows at a time.
+void dot_rows(const uint8_t* rows, size_t row_stride, int64_t n_rows, const float* x, int64_t cols,
+              Encoding encoding, const EncodingParams& params, float* y);
+
+// The portable definitions of these results (codec_kernels.cpp). On x86-64 CPUs with AVX2 and
+// F16C, dot_row, axpy_row and dot_rows use vector kernels instead (codec_matvec.cpp) that give
+// the portable results bit for bit, so the CPU changes speed, never numbers; tests compare.
+float dot_row_portable(const uint8_t* row, const float* x, int64_t cols, Encoding encoding,
+                       const EncodingParams& params);
+void axpy_row_portable(float a, const uint8_t* row, int64_t cols, Encoding encoding, const EncodingParams& params,
+                       float* y);
+void dot_rows_portable(const uint8_t* rows, size_t row_stride, int64_t n_rows, const float* x, int64_t cols,
+                       Encoding encoding, const EncodingParams& params, float* y);
+// Whether the vector kernels serve rows of this encoding and width on this CPU (not i32/u8,
+// nor i4 rows whose last group is partial).
+bool dot_rows_vectorized(Encoding encoding, int64_t cols, const EncodingParams& params);
+
 // dot_row's summation order, for code that accumulates the same sums column-wise: element i of
 // a row goes to partial sum i mod kDotLanes, except the last cols mod kDotLanes elements, which
 // go to a tail in order; combine_dot_lanes adds them up as dot_row does. lanes is

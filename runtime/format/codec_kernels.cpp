@@ -1,5 +1,7 @@
 // Decoding stored rows and computing with them directly (dot products for key/receptance rows,
-// axpy for neuron-major value rows), without materialising a dequantized matrix.
+// axpy for neuron-major value rows), without materialising a dequantized matrix. These are the
+// portable kernels, and the definition of every result: codec_matvec.cpp's vector kernels,
+// which dot_row and axpy_row use where the CPU has them, reproduce them bit for bit.
 //
 // The kernels convert a chunk of at most kChunk columns into a small stack buffer of unscaled
 // values, then run simple loops over it that GCC auto-vectorizes at -O2/-O3 (8 independent
@@ -156,7 +158,8 @@ void decode_row_i32(const uint8_t* row, int64_t cols, int32_t* out) {
   std::memcpy(out, row, static_cast<size_t>(cols) * 4);
 }
 
-float dot_row(const uint8_t* row, const float* x, int64_t cols, Encoding encoding, const EncodingParams& params) {
+float dot_row_portable(const uint8_t* row, const float* x, int64_t cols, Encoding encoding,
+                       const EncodingParams& params) {
   if (encoding == Encoding::I4) {
     const int64_t group = params.group_size;
     float buf[128];
@@ -185,7 +188,8 @@ float dot_row(const uint8_t* row, const float* x, int64_t cols, Encoding encodin
   return row_scale(row, encoding) * acc.total();
 }
 
-void axpy_row(float a, const uint8_t* row, int64_t cols, Encoding encoding, const EncodingParams& params, float* y) {
+void axpy_row_portable(float a, const uint8_t* row, int64_t cols, Encoding encoding, const EncodingParams& params,
+                       float* y) {
   if (encoding == Encoding::I4) {
     const int64_t group = params.group_size;
     float buf[128];

@@ -35,9 +35,8 @@ void EncodedProjection::apply(const float* x, float* y, ThreadPool& pool) const 
   // Each output row is one fused dot product computed by one thread: deterministic for any
   // thread count.
   pool.parallel_for(0, rows_, cols_, [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; ++r) {
-      y[r] = format::dot_row(&bytes_[static_cast<size_t>(r) * row_bytes_], x, cols_, encoding_.encoding, encoding_.params);
-    }
+    format::dot_rows(&bytes_[static_cast<size_t>(lo) * row_bytes_], row_bytes_, hi - lo, x, cols_, encoding_.encoding,
+                     encoding_.params, y + lo);
   });
 }
 

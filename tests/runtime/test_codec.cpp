@@ -324,6 +324,52 @@ TEST_CASE("dot_row and axpy_row agree with decode then compute", "[codec]") {
   }
 }
 
+TEST_CASE("the vector kernels give the portable results bit for bit", "[codec]") {
+  // The vector kernels (AVX2 + F16C) must change speed, never numbers: a model run on a CPU
+  // without them gives the same logits.
+  bool any_vectorized = false;
+  for (const char* name : kFloatEncodings) {
+    const EncodingSpec spec = parse_encoding(name);
+    // Widths with and without a tail of fewer than 8 columns, and partial i4 groups.
+    for (int64_t cols : {8, 13, 64, 100, 256, 768, 1000, 2688}) {
+      for (int64_t rows : {1, 2, 3, 4, 5, 7, 9}) {
+        CAPTURE(name, cols, rows);
+        auto w = gaussian(rows * cols, 0.05f, 100 + cols + rows);
+        w[0] = 0.0f;  // exact zeros and a large value exercise the i8 and i4 scales
+        w[static_cast<size_t>(rows * cols / 2)] = 0.9f;
+        const auto x = gaussian(cols, 1.0f, 200 + cols);
+        const auto bytes = encode_rows(w.data(), rows, cols, spec);
+        const size_t rb = encoded_row_bytes(spec, cols);
+        std::vector<float> fast(static_cast<size_t>(rows)), slow(static_cast<size_t>(rows));
+        dot_rows(bytes.data(), rb, rows, x.data(), cols, spec.encoding, spec.params, fast.data());
+        dot_rows_portable(bytes.data(), rb, rows, x.data(), cols, spec.encoding, spec.params, slow.data());
+        for (int64_t r = 0; r < rows; ++r) {
+          CAPTURE(r, fast[r], slow[r]);
+          const uint8_t* row = bytes.data() + r * rb;
+          REQUIRE(bits_of(fast[r]) == bits_of(slow[r]));
+          REQUIRE(bits_of(dot_row(row, x.data(), cols, spec)) == bits_of(slow[r]));
+          REQUIRE(bits_of(dot_row_portable(row, x.data(), cols, spec.encoding, spec.params)) == bits_of(slow[r]));
+          std::vector<float> y_fast = x, y_slow = x;
+          axpy_row(-0.37f, row, cols, spec, y_fast.data());
+          axpy_row_portable(-0.37f, row, cols, spec.encoding, spec.params, y_slow.data());
+          for (int64_t c = 0; c < cols; ++c) REQUIRE(bits_of(y_fast[c]) == bits_of(y_slow[c]));
+        }
+        any_vectorized = any_vectorized || dot_rows_vectorized(spec.encoding, cols, spec.params);
+      }
+    }
+  }
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+    CHECK(any_vectorized);
+    CHECK(dot_rows_vectorized(Encoding::F16, 768, {}));
+    CHECK(dot_rows_vectorized(Encoding::I4, 768, {64}));
+    CHECK_FALSE(dot_rows_vectorized(Encoding::I4, 100, {64}));  // partial last group: row by row
+  } else {
+    WARN("this CPU has no AVX2 + F16C: only the portable path was compared with itself");
+  }
+#endif
+}
+
 TEST_CASE("encoding is deterministic and pinned", "[codec]") {
   // Inputs computed with exact integer arithmetic (no libm), so this golden hash checks the
   // encoders' rounding rules on every platform, not the test's random generator.
