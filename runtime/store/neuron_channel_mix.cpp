@@ -127,25 +127,39 @@ void NeuronChannelMix::apply(const float* x_k, int64_t n, float* out, float* key
   // last F mod 8 neurons to a tail, and the lanes are combined in dot_row's fixed order. With
   // every neuron selected and FP32 values, sparse and dense results are then bit-identical;
   // skipped neurons have h_j = 0 and add nothing in either path.
+  //
+  // Each batch of resident neurons is computed in two parallel steps, both deterministic: the
+  // key dot products h_j (one neuron per item), then the value sums split by lane (item k owns
+  // lane k, item kDotLanes the tail), so every lane still adds its neurons in ascending order.
   const int64_t lanes_end = f_ - f_ % format::kDotLanes;
+  constexpr int64_t kLaneItems = format::kDotLanes + 1;
   Scratch::Frame frame(scratch);
-  float* lanes = scratch.take(static_cast<size_t>((format::kDotLanes + 1) * d_));
+  float* lanes = scratch.take(static_cast<size_t>(kLaneItems * d_));
   float* tail = lanes + format::kDotLanes * d_;
+  float* h = scratch.take(static_cast<size_t>(f_));
+  auto lane_of = [&](int64_t j) { return j < lanes_end ? j % format::kDotLanes : format::kDotLanes; };
   for (int64_t t = 0; t < n; ++t) {
     const float* x = x_k + t * d_;
     float* y = out + t * d_;
-    std::fill(lanes, lanes + (format::kDotLanes + 1) * d_, 0.0f);
+    std::fill(lanes, lanes + kLaneItems * d_, 0.0f);
     select(x, scratch, pool);
     const RowCacheCounters before = cache_->counters();
     if (options_.trace) cache_->clear_read_log();
-    cache_->visit(selected_.data(), static_cast<int64_t>(selected_.size()),
-                  [&](int64_t j, const uint8_t* const* rows) {
-                    const float a = std::max(format::dot_row(rows[0], x, d_, key_enc_), 0.0f);
-                    const float h = a * a;
-                    if (h == 0.0f) return;
-                    float* acc = j < lanes_end ? lanes + (j % format::kDotLanes) * d_ : tail;
-                    format::axpy_row(h, rows[1], d_, value_enc_, acc);
-                  });
+    cache_->visit_batches(selected_.data(), static_cast<int64_t>(selected_.size()), [&](const int64_t* rows, int64_t count) {
+      pool.parallel_for(0, count, d_, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) {
+          const float a = std::max(format::dot_row(cache_->resident_part(rows[i], 0), x, d_, key_enc_), 0.0f);
+          h[i] = a * a;
+        }
+      });
+      pool.parallel_for(0, kLaneItems, count * d_ / kLaneItems, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = 0; i < count; ++i) {
+          const int64_t lane = lane_of(rows[i]);
+          if (lane < lo || lane >= hi || h[i] == 0.0f) continue;
+          format::axpy_row(h[i], cache_->resident_part(rows[i], 1), d_, value_enc_, lanes + lane * d_);
+        }
+      });
+    });
     format::combine_dot_lanes(lanes, tail, d_, y);
     const RowCacheCounters& after = cache_->counters();
     stats_->tokens += 1;

@@ -27,6 +27,8 @@ RowCache::RowCache(std::shared_ptr<const format::CompactFile> file, const std::v
   capacity_ = std::min(capacity_rows, rows_);
   slot_of_row_.assign(static_cast<size_t>(rows_), -1);
   slots_.resize(static_cast<size_t>(capacity_));
+  slab_ = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(capacity_) * entry_bytes_);
+  for (size_t s = 0; s < slots_.size(); ++s) slots_[s].bytes = slab_.get() + s * entry_bytes_;
   for (size_t s = slots_.size(); s-- > 0;) free_slots_.push_back(s);
   part_ptrs_.resize(parts_.size());
 }
@@ -50,7 +52,6 @@ size_t RowCache::new_entry(int64_t row) {
   free_slots_.pop_back();
   Entry& e = slots_[s];
   e.row = row;
-  e.bytes = std::make_unique_for_overwrite<uint8_t[]>(entry_bytes_);
   e.resident = ResidentBytes(counter_, static_cast<int64_t>(entry_bytes_));
   e.pinned_batch = batch_;
   lru_.push_front(s);
@@ -63,7 +64,6 @@ std::list<size_t>::iterator RowCache::drop(std::list<size_t>::iterator pos) {
   Entry& e = slots_[*pos];
   slot_of_row_[static_cast<size_t>(e.row)] = -1;
   e.row = -1;
-  e.bytes.reset();
   e.resident = ResidentBytes();
   free_slots_.push_back(*pos);
   return lru_.erase(pos);
@@ -91,7 +91,7 @@ void RowCache::read_run(int64_t first, int64_t count) {
       const size_t s = new_entry(row);
       try {
         for (size_t k = 0; k < parts_.size(); ++k) {
-          file_->read_rows(parts_[k]->name, row, 1, slots_[s].bytes.get() + part_offset_[k]);
+          file_->read_rows(parts_[k]->name, row, 1, slots_[s].bytes + part_offset_[k]);
           ++counters_.read_calls;
         }
       } catch (...) {
@@ -114,7 +114,7 @@ void RowCache::read_run(int64_t first, int64_t count) {
         size_t part_base = 0;
         for (size_t k = 0; k < parts_.size(); ++k) {
           const size_t rb = static_cast<size_t>(parts_[k]->row_bytes);
-          std::memcpy(e.bytes.get() + part_offset_[k], staging.get() + part_base + static_cast<size_t>(i) * rb, rb);
+          std::memcpy(e.bytes + part_offset_[k], staging.get() + part_base + static_cast<size_t>(i) * rb, rb);
           part_base += static_cast<size_t>(len) * rb;
         }
       }
@@ -154,7 +154,7 @@ int64_t RowCache::make_resident(const int64_t* rows, int64_t n) {
 
 const uint8_t* const* RowCache::parts_of(int64_t row) {
   const Entry& e = slots_[static_cast<size_t>(slot_of_row_[static_cast<size_t>(row)])];
-  for (size_t k = 0; k < parts_.size(); ++k) part_ptrs_[k] = e.bytes.get() + part_offset_[k];
+  for (size_t k = 0; k < parts_.size(); ++k) part_ptrs_[k] = e.bytes + part_offset_[k];
   return part_ptrs_.data();
 }
 

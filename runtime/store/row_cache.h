@@ -62,6 +62,23 @@ class RowCache {
       done += batch;
     }
   }
+  // Like visit, but hands over whole batches: fn(batch_rows, count) for consecutive slices of
+  // rows[0..n), each at most capacity() rows, all resident and pinned during the call, so that
+  // fn may read them with resident_part() from several threads at once (nothing in the cache
+  // changes until fn returns).
+  template <typename Fn>
+  void visit_batches(const int64_t* rows, int64_t n, Fn&& fn) {
+    check_rows(rows, n);
+    for (int64_t done = 0; done < n;) {
+      const int64_t batch = make_resident(rows + done, n - done);
+      fn(rows + done, batch);
+      done += batch;
+    }
+  }
+  // The encoded row of tensor k for a row of the current batch (visit_batches only).
+  const uint8_t* resident_part(int64_t row, size_t k) const {
+    return slots_[static_cast<size_t>(slot_of_row_[static_cast<size_t>(row)])].bytes + part_offset_[k];
+  }
   // Rows [begin, begin + count) in ascending order.
   template <typename Fn>
   void visit_range(int64_t begin, int64_t count, Fn&& fn) {
@@ -80,9 +97,8 @@ class RowCache {
  private:
   struct Entry {
     int64_t row = -1;
-    // entry_bytes_: part 0's row, then part 1's, ... Allocated uninitialized: every byte is read
-    // from the file before use, and zeroing it first cost ~10% of a two-level head step.
-    std::unique_ptr<uint8_t[]> bytes;
+    // entry_bytes_ in slab_: part 0's row, then part 1's, ...
+    uint8_t* bytes = nullptr;
     ResidentBytes resident;
     uint64_t pinned_batch = 0;   // equal to batch_ while the current batch uses it
     std::list<size_t>::iterator lru_pos;
@@ -107,6 +123,12 @@ class RowCache {
   size_t entry_bytes_ = 0;
 
   std::vector<int32_t> slot_of_row_;  // -1 when not resident
+  // One allocation for every slot's bytes (slot s at s * entry_bytes_), made once: a cache that
+  // misses on every token would otherwise call malloc and free per row. It is allocated
+  // uninitialized, so pages of slots never used are never touched and take no memory; every
+  // byte of a slot is read from the file before use. The bytes of held entries are what the
+  // ResidencyCounter counts.
+  std::unique_ptr<uint8_t[]> slab_;
   std::vector<Entry> slots_;
   std::vector<size_t> free_slots_;
   std::list<size_t> lru_;  // slot indices, most recently used first

@@ -77,6 +77,7 @@ TwoLevelHead::TwoLevelHead(std::shared_ptr<const format::CompactFile> file, TwoL
   stats_->clusters = k_;
   stats_->cache_rows = cache_->capacity();
   cluster_logit_.resize(static_cast<size_t>(k_));
+  cluster_dot_.resize(static_cast<size_t>(k_));
   is_kept_.resize(static_cast<size_t>(k_));
 }
 
@@ -85,12 +86,15 @@ int64_t TwoLevelHead::storage_bytes() const {
          cache_->capacity() * static_cast<int64_t>(cache_->entry_bytes());
 }
 
-void TwoLevelHead::apply(const float* x, float* logits, ThreadPool&) const {
-  // Cluster probabilities in log space, in double.
+void TwoLevelHead::apply(const float* x, float* logits, ThreadPool& pool) const {
+  // Cluster probabilities in log space, in double. The cluster rows are one contiguous matrix.
+  pool.parallel_for(0, k_, d_, [&](int64_t lo, int64_t hi) {
+    format::dot_rows(&cluster_weight_[static_cast<size_t>(lo) * cluster_row_bytes_], cluster_row_bytes_, hi - lo, x, d_,
+                     cluster_enc_.encoding, cluster_enc_.params, &cluster_dot_[static_cast<size_t>(lo)]);
+  });
   double lmax = -INFINITY;
   for (int64_t c = 0; c < k_; ++c) {
-    const float l = format::dot_row(&cluster_weight_[static_cast<size_t>(c) * cluster_row_bytes_], x, d_, cluster_enc_) +
-                    cluster_bias_[static_cast<size_t>(c)];
+    const float l = cluster_dot_[static_cast<size_t>(c)] + cluster_bias_[static_cast<size_t>(c)];
     cluster_logit_[static_cast<size_t>(c)] = l;
     lmax = std::max(lmax, static_cast<double>(l));
   }
@@ -118,20 +122,34 @@ void TwoLevelHead::apply(const float* x, float* logits, ThreadPool&) const {
     kept_mass += std::exp(log_q(c));
   }
 
-  // Exact logits of the kept clusters' tokens; each cluster's rows are contiguous.
+  // Exact logits of the kept clusters' tokens, read in ascending row order (each cluster's rows
+  // are contiguous, so a cluster's misses coalesce into one read) and scored in parallel.
   const RowCacheCounters before = cache_->counters();
-  double zmax = -INFINITY;
-  int64_t scored = 0;
-  std::vector<int64_t> ascending(kept_);
+  std::vector<int64_t>& ascending = order_;  // order_ is not needed any more
+  ascending.assign(kept_.begin(), kept_.end());
   std::sort(ascending.begin(), ascending.end());
+  kept_rows_.clear();
   for (int64_t c : ascending) {
-    const int64_t begin = offsets_[static_cast<size_t>(c)], count = offsets_[static_cast<size_t>(c) + 1] - begin;
-    cache_->visit_range(begin, count, [&](int64_t row, const uint8_t* const* parts) {
-      const float z = format::dot_row(parts[0], x, d_, row_enc_);
-      logits[row_token_[static_cast<size_t>(row)]] = z;
-      zmax = std::max(zmax, static_cast<double>(z));
+    for (int64_t row = offsets_[static_cast<size_t>(c)]; row < offsets_[static_cast<size_t>(c) + 1]; ++row) {
+      kept_rows_.push_back(row);
+    }
+  }
+  const auto scored = static_cast<int64_t>(kept_rows_.size());
+  row_logit_.resize(kept_rows_.size());
+  int64_t done = 0;
+  cache_->visit_batches(kept_rows_.data(), scored, [&](const int64_t* rows, int64_t count) {
+    pool.parallel_for(0, count, d_, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        row_logit_[static_cast<size_t>(done + i)] = format::dot_row(cache_->resident_part(rows[i], 0), x, d_, row_enc_);
+      }
     });
-    scored += count;
+    done += count;
+  });
+  double zmax = -INFINITY;
+  for (int64_t i = 0; i < scored; ++i) {
+    const float z = row_logit_[static_cast<size_t>(i)];
+    logits[row_token_[static_cast<size_t>(kept_rows_[static_cast<size_t>(i)])]] = z;
+    zmax = std::max(zmax, static_cast<double>(z));
   }
 
   if (static_cast<int64_t>(kept_.size()) < k_) {

@@ -67,6 +67,8 @@ class TwoLevelHead final : public Head {
   std::shared_ptr<ClusteredHeadStats> stats_;
   mutable std::vector<int64_t> kept_, order_;
   mutable std::vector<double> cluster_logit_;
+  mutable std::vector<float> cluster_dot_, row_logit_;
+  mutable std::vector<int64_t> kept_rows_;  // rows of the kept clusters, ascending
   mutable std::vector<uint8_t> is_kept_;
 };
 
