@@ -50,6 +50,10 @@ void axpy_row(float a, const uint8_t* row, int64_t cols, Encoding encoding, cons
 void dot_rows(const uint8_t* rows, size_t row_stride, int64_t n_rows, const float* x, int64_t cols,
               Encoding encoding, const EncodingParams& params, float* y);
 
+// The same for rows anywhere in memory (rows[r] is row r), such as the rows of a row cache.
+void dot_rows_gathered(const uint8_t* const* rows, int64_t n_rows, const float* x, int64_t cols, Encoding encoding,
+                       const EncodingParams& params, float* y);
+
 // The portable definitions of these results (codec_kernels.cpp). On x86-64 CPUs with AVX2 and
 // F16C, dot_row, axpy_row and dot_rows use vector kernels instead (codec_matvec.cpp) that give
 // the portable results bit for bit, so the CPU changes speed, never numbers; tests compare.

@@ -15,7 +15,8 @@
 #include "runtime/format/codec.h"
 #include "runtime/format/codec_internal.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+// RWKVLITE_PORTABLE_KERNELS builds the portable kernels only (to check that they compile).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(RWKVLITE_PORTABLE_KERNELS)
 #include <immintrin.h>
 #define RWKVLITE_HAVE_X86_KERNELS 1
 #endif
@@ -38,6 +39,18 @@ namespace {
     default: return false;
   }
 }
+
+// Where the rows of a matrix-vector product are: evenly spaced (a stored matrix) or anywhere
+// (rows of a row cache).
+struct StridedRows {
+  const uint8_t* base;
+  size_t stride;
+  const uint8_t* operator[](int64_t r) const { return base + static_cast<size_t>(r) * stride; }
+};
+struct GatheredRows {
+  const uint8_t* const* ptrs;
+  const uint8_t* operator[](int64_t r) const { return ptrs[r]; }
+};
 
 #ifdef RWKVLITE_HAVE_X86_KERNELS
 
@@ -89,24 +102,37 @@ inline float scale_of(const uint8_t* row) {
   else return 1.0f;
 }
 
-// Rows with one scale (or none): f32, f16, bf16, i8, b1.
+// w * x for eight stored values of a row at column c. For b1 the stored value is +-1, and
+// flipping x's sign bit is exactly the product, in fewer instructions.
 template <Encoding E>
-RWKVLITE_AVX2 void dot_rows_scaled(const uint8_t* rows, size_t stride, int64_t n_rows, const float* x, int64_t cols,
-                                   float* y) {
+RWKVLITE_AVX2_INLINE __m256 product8(const uint8_t* row, int64_t c, __m256 xv) {
+  if constexpr (E == Encoding::B1) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i byte = _mm256_set1_epi32(row[kB1HeaderBytes + c / 8]);
+    const __m256i set = _mm256_cmpeq_epi32(_mm256_and_si256(byte, bit), bit);
+    return _mm256_xor_ps(xv, _mm256_castsi256_ps(_mm256_slli_epi32(set, 31)));
+  } else {
+    return _mm256_mul_ps(load8<E>(row, c), xv);
+  }
+}
+
+// Rows with one scale (or none): f32, f16, bf16, i8, b1.
+template <Encoding E, typename Rows>
+RWKVLITE_AVX2 void dot_rows_scaled(Rows rows, int64_t n_rows, const float* x, int64_t cols, float* y) {
   const int64_t body = cols / 8 * 8;
   int64_t r = 0;
   for (; r + 4 <= n_rows; r += 4) {
-    const uint8_t* w0 = rows + static_cast<size_t>(r) * stride;
-    const uint8_t* w1 = w0 + stride;
-    const uint8_t* w2 = w1 + stride;
-    const uint8_t* w3 = w2 + stride;
+    const uint8_t* w0 = rows[r];
+    const uint8_t* w1 = rows[r + 1];
+    const uint8_t* w2 = rows[r + 2];
+    const uint8_t* w3 = rows[r + 3];
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t c = 0; c < body; c += 8) {
       const __m256 xv = _mm256_loadu_ps(x + c);
-      a0 = _mm256_add_ps(a0, _mm256_mul_ps(load8<E>(w0, c), xv));
-      a1 = _mm256_add_ps(a1, _mm256_mul_ps(load8<E>(w1, c), xv));
-      a2 = _mm256_add_ps(a2, _mm256_mul_ps(load8<E>(w2, c), xv));
-      a3 = _mm256_add_ps(a3, _mm256_mul_ps(load8<E>(w3, c), xv));
+      a0 = _mm256_add_ps(a0, product8<E>(w0, c, xv));
+      a1 = _mm256_add_ps(a1, product8<E>(w1, c, xv));
+      a2 = _mm256_add_ps(a2, product8<E>(w2, c, xv));
+      a3 = _mm256_add_ps(a3, product8<E>(w3, c, xv));
     }
     float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f;
     for (int64_t c = body; c < cols; ++c) {
@@ -121,9 +147,9 @@ RWKVLITE_AVX2 void dot_rows_scaled(const uint8_t* rows, size_t stride, int64_t n
     y[r + 3] = scale_of<E>(w3) * combine_lanes(a3, t3);
   }
   for (; r < n_rows; ++r) {
-    const uint8_t* w = rows + static_cast<size_t>(r) * stride;
+    const uint8_t* w = rows[r];
     __m256 a = _mm256_setzero_ps();
-    for (int64_t c = 0; c < body; c += 8) a = _mm256_add_ps(a, _mm256_mul_ps(load8<E>(w, c), _mm256_loadu_ps(x + c)));
+    for (int64_t c = 0; c < body; c += 8) a = _mm256_add_ps(a, product8<E>(w, c, _mm256_loadu_ps(x + c)));
     float t = 0.0f;
     for (int64_t c = body; c < cols; ++c) t += load1<E>(w, c) * x[c];
     y[r] = scale_of<E>(w) * combine_lanes(a, t);
@@ -145,15 +171,15 @@ RWKVLITE_AVX2_INLINE __m256 codes8(__m128i v) { return _mm256_cvtepi32_ps(_mm256
 
 // K i4 rows of whole groups: each group adds scale * sum(q x) + min * sum(x), as dot_row does.
 // sum(x) over each group is the same for every row, so it is computed once (group_x_sums).
-template <int K>
-RWKVLITE_AVX2 void dot_i4_rows(const uint8_t* first, size_t stride, const float* x, int64_t cols, int64_t group,
+template <int K, typename Rows>
+RWKVLITE_AVX2 void dot_i4_rows(Rows rows, int64_t first, const float* x, int64_t cols, int64_t group,
                                const float* group_x_sums, float* y) {
   const int64_t group_bytes = kI4GroupHeaderBytes + group / 2;
   float total[K] = {};
   for (int64_t g = 0; g < cols / group; ++g) {
     const float* xg = x + g * group;
     for (int k = 0; k < K; ++k) {
-      const uint8_t* p = first + static_cast<size_t>(k) * stride + g * group_bytes;
+      const uint8_t* p = rows[first + k] + g * group_bytes;
       const uint8_t* nib = p + kI4GroupHeaderBytes;
       __m256 a = _mm256_setzero_ps();
       for (int64_t c = 0; c < group; c += 32) {
@@ -171,15 +197,14 @@ RWKVLITE_AVX2 void dot_i4_rows(const uint8_t* first, size_t stride, const float*
   for (int k = 0; k < K; ++k) y[k] = total[k];
 }
 
-RWKVLITE_AVX2 void dot_rows_i4(const uint8_t* rows, size_t stride, int64_t n_rows, const float* x, int64_t cols,
-                               int64_t group, const float* group_x_sums, float* y) {
+template <typename Rows>
+RWKVLITE_AVX2 void dot_rows_i4(Rows rows, int64_t n_rows, const float* x, int64_t cols, int64_t group,
+                               const float* group_x_sums, float* y) {
   int64_t r = 0;
   // Two rows at a time give two independent chains; the per-group combination is scalar work,
   // so more rows add little.
-  for (; r + 2 <= n_rows; r += 2) {
-    dot_i4_rows<2>(rows + static_cast<size_t>(r) * stride, stride, x, cols, group, group_x_sums, y + r);
-  }
-  if (r < n_rows) dot_i4_rows<1>(rows + static_cast<size_t>(r) * stride, stride, x, cols, group, group_x_sums, y + r);
+  for (; r + 2 <= n_rows; r += 2) dot_i4_rows<2>(rows, r, x, cols, group, group_x_sums, y + r);
+  if (r < n_rows) dot_i4_rows<1>(rows, r, x, cols, group, group_x_sums, y + r);
 }
 
 // y[i] += a * row[i] for a row with one scale (or none), as axpy_row_portable computes it.
@@ -252,27 +277,46 @@ void dot_rows_portable(const uint8_t* rows, size_t row_stride, int64_t n_rows, c
   }
 }
 
+namespace {
+
+// The vector kernel for these rows, if there is one; false when the caller must go row by row.
+template <typename Rows>
+bool dot_rows_vector(Rows rows, int64_t n_rows, const float* x, int64_t cols, Encoding encoding,
+                     const EncodingParams& params, float* y) {
+#ifdef RWKVLITE_HAVE_X86_KERNELS
+  if (n_rows <= 0 || !dot_rows_vectorized(encoding, cols, params)) return false;
+  switch (encoding) {
+    case Encoding::F32: dot_rows_scaled<Encoding::F32>(rows, n_rows, x, cols, y); return true;
+    case Encoding::F16: dot_rows_scaled<Encoding::F16>(rows, n_rows, x, cols, y); return true;
+    case Encoding::BF16: dot_rows_scaled<Encoding::BF16>(rows, n_rows, x, cols, y); return true;
+    case Encoding::I8: dot_rows_scaled<Encoding::I8>(rows, n_rows, x, cols, y); return true;
+    case Encoding::B1: dot_rows_scaled<Encoding::B1>(rows, n_rows, x, cols, y); return true;
+    case Encoding::I4: {
+      thread_local std::vector<float> sums;  // no allocation per call once grown
+      i4_group_x_sums(x, cols, params.group_size, sums);
+      dot_rows_i4(rows, n_rows, x, cols, params.group_size, sums.data(), y);
+      return true;
+    }
+    default: return false;
+  }
+#else
+  (void)rows, (void)n_rows, (void)x, (void)cols, (void)encoding, (void)params, (void)y;
+  return false;
+#endif
+}
+
+}  // namespace
+
 void dot_rows(const uint8_t* rows, size_t row_stride, int64_t n_rows, const float* x, int64_t cols,
               Encoding encoding, const EncodingParams& params, float* y) {
-#ifdef RWKVLITE_HAVE_X86_KERNELS
-  if (n_rows > 0 && dot_rows_vectorized(encoding, cols, params)) {
-    switch (encoding) {
-      case Encoding::F32: dot_rows_scaled<Encoding::F32>(rows, row_stride, n_rows, x, cols, y); return;
-      case Encoding::F16: dot_rows_scaled<Encoding::F16>(rows, row_stride, n_rows, x, cols, y); return;
-      case Encoding::BF16: dot_rows_scaled<Encoding::BF16>(rows, row_stride, n_rows, x, cols, y); return;
-      case Encoding::I8: dot_rows_scaled<Encoding::I8>(rows, row_stride, n_rows, x, cols, y); return;
-      case Encoding::B1: dot_rows_scaled<Encoding::B1>(rows, row_stride, n_rows, x, cols, y); return;
-      case Encoding::I4: {
-        thread_local std::vector<float> sums;  // no allocation per call once grown
-        i4_group_x_sums(x, cols, params.group_size, sums);
-        dot_rows_i4(rows, row_stride, n_rows, x, cols, params.group_size, sums.data(), y);
-        return;
-      }
-      default: break;
-    }
-  }
-#endif
+  if (dot_rows_vector(StridedRows{rows, row_stride}, n_rows, x, cols, encoding, params, y)) return;
   dot_rows_portable(rows, row_stride, n_rows, x, cols, encoding, params, y);
+}
+
+void dot_rows_gathered(const uint8_t* const* rows, int64_t n_rows, const float* x, int64_t cols, Encoding encoding,
+                       const EncodingParams& params, float* y) {
+  if (dot_rows_vector(GatheredRows{rows}, n_rows, x, cols, encoding, params, y)) return;
+  for (int64_t r = 0; r < n_rows; ++r) y[r] = dot_row_portable(rows[r], x, cols, encoding, params);
 }
 
 float dot_row(const uint8_t* row, const float* x, int64_t cols, Encoding encoding, const EncodingParams& params) {

@@ -69,6 +69,7 @@ class TwoLevelHead final : public Head {
   mutable std::vector<double> cluster_logit_;
   mutable std::vector<float> cluster_dot_, row_logit_;
   mutable std::vector<int64_t> kept_rows_;  // rows of the kept clusters, ascending
+  mutable std::vector<const uint8_t*> row_ptrs_;  // the current batch's resident rows
   mutable std::vector<uint8_t> is_kept_;
 };
 
