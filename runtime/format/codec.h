@@ -50,6 +50,12 @@ void axpy_row(float a, const uint8_t* row, int64_t cols, Encoding encoding, cons
 void dot_rows(const uint8_t* rows, size_t row_stride, int64_t n_rows, const float* x, int64_t cols,
               Encoding encoding, const EncodingParams& params, float* y);
 
+// Several inputs at once (sequence mode): y[t * y_stride + r] = dot_row(row r, x + t * cols)
+// for t in [0, n_inputs), bit for bit, each row unpacked once and reused from cache for every
+// input. For i32/u8 rows too (as dot_row computes them).
+void dot_rows_batch(const uint8_t* rows, size_t row_stride, int64_t n_rows, const float* x, int64_t n_inputs,
+                    int64_t cols, Encoding encoding, const EncodingParams& params, float* y, int64_t y_stride);
+
 // The same for rows anywhere in memory (rows[r] is row r), such as the rows of a row cache.
 void dot_rows_gathered(const uint8_t* const* rows, int64_t n_rows, const float* x, int64_t cols, Encoding encoding,
                        const EncodingParams& params, float* y);

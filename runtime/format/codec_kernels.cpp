@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "runtime/core/error.h"
 #include "runtime/format/codec.h"
@@ -208,6 +209,65 @@ void axpy_row_portable(float a, const uint8_t* row, int64_t cols, Encoding encod
     unpack_chunk(row, c0, n, encoding, buf);
     float* yy = y + c0;
     for (int64_t i = 0; i < n; ++i) yy[i] += as * buf[i];
+  }
+}
+
+// Compiled twice, for AVX2 and baseline x86-64, chosen at load time; no FMA in either, so both
+// give the same bits (the loops of DotAccumulator vectorize to 8-wide adds and multiplies).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RWKVLITE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define RWKVLITE_CLONES
+#endif
+
+RWKVLITE_CLONES void dot_rows_batch(const uint8_t* rows, size_t row_stride, int64_t n_rows, const float* x,
+                                    int64_t n_inputs, int64_t cols, Encoding encoding, const EncodingParams& params,
+                                    float* y, int64_t y_stride) {
+  // Each row is unpacked once into unscaled floats (exact) and then used for every input: the
+  // same products and the same DotAccumulator order as dot_row_portable, so the same bits.
+  thread_local std::vector<float> buf, group_scale, group_min, x_sums;
+  buf.resize(static_cast<size_t>(cols));
+  if (encoding == Encoding::I4) {
+    const int64_t group = params.group_size, groups = (cols + group - 1) / group;
+    group_scale.resize(static_cast<size_t>(groups));
+    group_min.resize(static_cast<size_t>(groups));
+    x_sums.resize(static_cast<size_t>(groups * n_inputs));
+    for (int64_t t = 0; t < n_inputs; ++t) {
+      for (int64_t g = 0; g < groups; ++g) {
+        DotAccumulator sx;
+        sx.add_sum(x + t * cols + g * group, std::min(group, cols - g * group));
+        x_sums[static_cast<size_t>(t * groups + g)] = sx.total();
+      }
+    }
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const uint8_t* row = rows + static_cast<size_t>(r) * row_stride;
+      for (int64_t g = 0; g < groups; ++g) {
+        const I4Group info = unpack_i4_group(row, g, cols, group, buf.data() + g * group);
+        group_scale[static_cast<size_t>(g)] = info.scale;
+        group_min[static_cast<size_t>(g)] = info.min;
+      }
+      for (int64_t t = 0; t < n_inputs; ++t) {
+        float total = 0.0f;
+        for (int64_t g = 0; g < groups; ++g) {
+          DotAccumulator qx;
+          qx.add(buf.data() + g * group, x + t * cols + g * group, std::min(group, cols - g * group));
+          total += group_scale[static_cast<size_t>(g)] * qx.total() +
+                   group_min[static_cast<size_t>(g)] * x_sums[static_cast<size_t>(t * groups + g)];
+        }
+        y[t * y_stride + r] = total;
+      }
+    }
+    return;
+  }
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint8_t* row = rows + static_cast<size_t>(r) * row_stride;
+    for (int64_t c0 = 0; c0 < cols; c0 += kChunk) unpack_chunk(row, c0, std::min(kChunk, cols - c0), encoding, buf.data() + c0);
+    const float scale = row_scale(row, encoding);
+    for (int64_t t = 0; t < n_inputs; ++t) {
+      DotAccumulator acc;
+      acc.add(buf.data(), x + t * cols, cols);
+      y[t * y_stride + r] = scale * acc.total();
+    }
   }
 }
 

@@ -40,6 +40,17 @@ void EncodedProjection::apply(const float* x, float* y, ThreadPool& pool) const 
   });
 }
 
+void EncodedProjection::apply_batch(const float* x, int64_t n, float* y, ThreadPool& pool) const {
+  if (n == 1) {
+    apply(x, y, pool);
+    return;
+  }
+  pool.parallel_for(0, rows_, cols_ * n, [&](int64_t lo, int64_t hi) {
+    format::dot_rows_batch(&bytes_[static_cast<size_t>(lo) * row_bytes_], row_bytes_, hi - lo, x, n, cols_,
+                           encoding_.encoding, encoding_.params, y + lo, rows_);
+  });
+}
+
 LowRankProjection::LowRankProjection(std::unique_ptr<Projection> a, std::unique_ptr<Projection> b)
     : a_(std::move(a)), b_(std::move(b)) {
   if (a_->rows() != b_->cols()) {
@@ -54,6 +65,13 @@ void LowRankProjection::apply(const float* x, float* y, ThreadPool& pool) const 
   mid.resize(static_cast<size_t>(a_->rows()));
   a_->apply(x, mid.data(), pool);
   b_->apply(mid.data(), y, pool);
+}
+
+void LowRankProjection::apply_batch(const float* x, int64_t n, float* y, ThreadPool& pool) const {
+  thread_local std::vector<float> mid;
+  mid.resize(static_cast<size_t>(a_->rows() * n));
+  a_->apply_batch(x, n, mid.data(), pool);
+  b_->apply_batch(mid.data(), n, y, pool);
 }
 
 std::unique_ptr<Projection> read_encoded_projection(const format::CompactFile& file, const std::string& name,

@@ -25,6 +25,8 @@ class EncodedProjection final : public Projection {
   int64_t rows() const override { return rows_; }
   int64_t cols() const override { return cols_; }
   void apply(const float* x, float* y, ThreadPool& pool) const override;
+  // Each stored row is unpacked once per batch and reused for every input.
+  void apply_batch(const float* x, int64_t n, float* y, ThreadPool& pool) const override;
   int64_t storage_bytes() const override { return static_cast<int64_t>(bytes_.size()); }
 
  private:
@@ -42,6 +44,7 @@ class LowRankProjection final : public Projection {
   int64_t rows() const override { return b_->rows(); }
   int64_t cols() const override { return a_->cols(); }
   void apply(const float* x, float* y, ThreadPool& pool) const override;
+  void apply_batch(const float* x, int64_t n, float* y, ThreadPool& pool) const override;
   int64_t storage_bytes() const override { return a_->storage_bytes() + b_->storage_bytes(); }
   int64_t rank() const { return a_->rows(); }
 

@@ -349,6 +349,19 @@ TEST_CASE("the vector kernels give the portable results bit for bit", "[codec]")
         std::vector<float> gathered(static_cast<size_t>(rows));
         dot_rows_gathered(ptrs.data(), rows, x.data(), cols, spec.encoding, spec.params, gathered.data());
         for (int64_t r = 0; r < rows; ++r) REQUIRE(bits_of(gathered[rows - 1 - r]) == bits_of(slow[r]));
+        // Sequence mode: three inputs at once, the middle one being x.
+        const int64_t n_in = 3;
+        std::vector<float> xs = gaussian(n_in * cols, 1.0f, 300 + cols);
+        std::copy(x.begin(), x.end(), xs.begin() + cols);
+        std::vector<float> batch(static_cast<size_t>(n_in * rows));
+        dot_rows_batch(bytes.data(), rb, rows, xs.data(), n_in, cols, spec.encoding, spec.params, batch.data(), rows);
+        for (int64_t t = 0; t < n_in; ++t) {
+          for (int64_t r = 0; r < rows; ++r) {
+            CAPTURE(t, r);
+            REQUIRE(bits_of(batch[t * rows + r]) ==
+                    bits_of(dot_row_portable(bytes.data() + r * rb, xs.data() + t * cols, cols, spec.encoding, spec.params)));
+          }
+        }
         for (int64_t r = 0; r < rows; ++r) {
           CAPTURE(r, fast[r], slow[r]);
           const uint8_t* row = bytes.data() + r * rb;
