@@ -12,6 +12,9 @@ class EnginePredictor final : public TokenPredictor {
   int64_t vocab_size() const override { return engine_->vocab_size(); }
   void reset() override { state_ = engine_->new_state(); }
   void feed(int32_t token, float* logits) override { engine_->eval_token(token, state_, logits); }
+  void feed_sequence(const int32_t* tokens, size_t n, float* last_logits) override {
+    engine_->eval_sequence(tokens, n, state_, last_logits);
+  }
 
  private:
   std::unique_ptr<Engine> engine_;

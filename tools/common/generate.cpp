@@ -28,7 +28,7 @@ void generate(TokenPredictor& model, const Tokenizer& tokenizer, const GenerateA
   Sampler sampler(args.seed, args.temperature, args.top_p);
   std::vector<float> logits(static_cast<size_t>(model.vocab_size()));
   model.reset();
-  for (int32_t t : prompt) model.feed(t, logits.data());
+  model.feed_sequence(prompt.data(), prompt.size(), logits.data());
   std::fwrite(args.prompt.data(), 1, args.prompt.size(), out);
   // World heads have 65,536 rows but the vocabulary assigns ids only up to 65,529: never
   // sample an id the tokenizer cannot turn into bytes.
