@@ -90,7 +90,7 @@ def model_list(root, args):
         "source": root / "models/reference/rwkv5-ref-6x256.pth",
         "what": "models/reference (v5.2, 6 x 256, byte vocabulary, trained)",
         "overrides": [],  # the shipped configs, full calibration
-        "max_bytes": 3000 if args.quick else 6000,
+        "max_bytes": 1500 if args.quick else 3000,
     }]
     tiny_dir = Path(args.tiny_dir)
     tiny = sorted(tiny_dir.glob("tiny-rwkv-*-FP32.bin")) if tiny_dir.is_dir() else []
@@ -105,11 +105,13 @@ def model_list(root, args):
             "what": f"{tiny_dir.name}/{p.name} (barely trained; short calibration)",
             # Barely trained: the calibration only has to give the passes their statistics.
             "overrides": ["calibration.bytes=20000"],
-            "max_bytes": 3000 if args.quick else 6000,
+            "max_bytes": 1500 if args.quick else 3000,
         })
-    synth = [("synthetic-0.1b", 12, 768, 900 if args.quick else 1500)]
+    # Text lengths keep a run of the largest files to a few seconds (about 60 and 100 tokens at
+    # the World tokenizer's 3.3 bytes per token on this text).
+    synth = [("synthetic-0.1b", 12, 768, 200 if args.quick else 330)]
     if not args.quick:
-        synth.append(("synthetic-0.4b", 24, 1024, 500))
+        synth.append(("synthetic-0.4b", 24, 1024, 200))
     for name, layers, embd, max_bytes in synth:
         models.append({
             "name": name,
