@@ -33,11 +33,12 @@ const std::string kTinyModel = "third_party/tiny-rwkv/tiny-rwkv-5v2-730K-FP32.bi
 const char* const kReportKeys[] = {
     "model", "arch", "reference", "text", "text_offset", "text_bytes", "interleave_zeros", "tokenizer",
     "tokens_scored", "bits_per_byte", "top1_accuracy", "top1_agreement", "kl_mean", "reference_bits_per_byte",
-    "peak_resident_weight_bytes", "peak_rss_bytes", "file_bytes", "tokens_per_second", "load_seconds", "threads"};
+    "peak_resident_weight_bytes", "peak_rss_bytes", "file_bytes", "tokens_per_second", "ms_per_token_median",
+    "ms_per_token_p90", "load_seconds", "threads"};
 
 // Two reports of one evaluation agree on every key but timings and process memory.
 void check_same_report(json a, json b) {
-  for (const char* k : {"tokens_per_second", "load_seconds", "peak_rss_bytes"}) {
+  for (const char* k : {"tokens_per_second", "ms_per_token_median", "ms_per_token_p90", "load_seconds", "peak_rss_bytes"}) {
     a.erase(k);
     b.erase(k);
   }
@@ -78,6 +79,22 @@ TEST_CASE("Without --json - the report is a table on stdout, and --json FILE wri
   CHECK_FALSE(json::accept(r.out));  // a table, not JSON
   const json j = json::parse(read_all(path));
   CHECK(j["tokens_scored"] == 499);
+}
+
+TEST_CASE("rwkvlite-run measures its speed: load time, and per-token latency whose median is at most its p90",
+          "[tools]") {
+  const Result r = run("rwkvlite-run", kTinyModel + " --max-bytes 300 --json -");
+  REQUIRE(r.exit_code == 0);
+  const json j = parse_stdout(r);
+  const double median = j["ms_per_token_median"].get<double>(), p90 = j["ms_per_token_p90"].get<double>();
+  CHECK(median > 0.0);
+  CHECK(median <= p90);
+  CHECK(j["load_seconds"].get<double>() > 0.0);
+  CHECK(j["tokens_per_second"].get<double>() > 0.0);
+  // tokens_per_second times the same feeds from outside, so its mean time per token is at least
+  // the timed feeds' mean; at least half of the feeds take the median or longer, so the median is
+  // at most twice that mean.
+  CHECK(median <= 2.0 * 1000.0 / j["tokens_per_second"].get<double>());
 }
 
 TEST_CASE("On a compact file with --reference, rwkvlite-run and rwkvlite eval agree and report the reference keys",

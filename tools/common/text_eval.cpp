@@ -9,6 +9,7 @@
 #include "runtime/core/resource_usage.h"
 #include "runtime/eval/text_metrics.h"
 #include "tools/common/runtime_report.h"
+#include "tools/common/timed_predictor.h"
 
 namespace rwkvlite::tools {
 namespace {
@@ -22,7 +23,7 @@ std::vector<int32_t> byte_lengths(const Tokenizer& tokenizer, const std::vector<
   return lengths;
 }
 
-TextMetrics score(TokenPredictor& model, TokenPredictor* reference, const std::vector<int32_t>& tokens,
+TextMetrics score(TimedPredictor& model, TokenPredictor* reference, const std::vector<int32_t>& tokens,
                   const std::vector<int32_t>& lengths) {
   EvalOptions options;
   options.progress_every = std::max<int64_t>(1, static_cast<int64_t>(tokens.size()) / 10);
@@ -35,7 +36,8 @@ TextMetrics score(TokenPredictor& model, TokenPredictor* reference, const std::v
 // The keys in the order of the header's list. Scaling by a power of two is exact, so
 // bits_per_byte per text byte is the same double however the factor is applied.
 ordered_json report(const ModelArgs& args, const RunnableModel& model, const std::string& reference_path,
-                    const TextArgs& text, uint64_t fed_bytes, const std::string& tokenizer, const TextMetrics& m) {
+                    const TextArgs& text, uint64_t fed_bytes, const std::string& tokenizer, const TextMetrics& m,
+                    const TimedPredictor& timed) {
   const double per_text_byte = text.fed_bytes_per_text_byte();
   ordered_json j;
   j["model"] = args.path;
@@ -57,6 +59,8 @@ ordered_json report(const ModelArgs& args, const RunnableModel& model, const std
   j["peak_rss_bytes"] = peak_rss_bytes();
   j["file_bytes"] = file_size_or_throw(args.path);
   j["tokens_per_second"] = m.tokens_per_second;
+  j["ms_per_token_median"] = timed.quantile_ms(0.5);
+  j["ms_per_token_p90"] = timed.quantile_ms(0.9);
   j["load_seconds"] = model.load_seconds;
   j["threads"] = args.threads;
   if (model.stats) add_runtime_stats(*model.stats, j);
@@ -83,8 +87,9 @@ ordered_json evaluate_on_text(const ModelArgs& model_args, RunnableModel& model,
   }
   spdlog::info("evaluating {} tokens ({} bytes of {} from offset {}) with the {} tokenizer", tokens.size(),
                bytes.size(), text.resolved_path(), text.start(), tokenizer.name());
-  const TextMetrics m = score(*model.predictor, reference.predictor.get(), tokens, byte_lengths(tokenizer, tokens));
-  return report(model_args, model, reference_path, text, bytes.size(), tokenizer.name(), m);
+  TimedPredictor timed(*model.predictor);  // times the model's feeds only, not the reference's
+  const TextMetrics m = score(timed, reference.predictor.get(), tokens, byte_lengths(tokenizer, tokens));
+  return report(model_args, model, reference_path, text, bytes.size(), tokenizer.name(), m, timed);
 }
 
 }  // namespace rwkvlite::tools

@@ -3,7 +3,7 @@
 //   model, arch, reference, text, text_offset, text_bytes, interleave_zeros, tokenizer,
 //   tokens_scored, bits_per_byte, top1_accuracy, top1_agreement, kl_mean,
 //   reference_bits_per_byte, peak_resident_weight_bytes, peak_rss_bytes, file_bytes,
-//   tokens_per_second, load_seconds, threads,
+//   tokens_per_second, ms_per_token_median, ms_per_token_p90, load_seconds, threads,
 //   and for compact files the on-demand parts (tools/common/runtime_report.h).
 // The three reference keys are null without --reference. Bits per byte are per text byte, so
 // with --interleave-zeros they are twice the per-fed-byte value; text_bytes counts fed bytes.
