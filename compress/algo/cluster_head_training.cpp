@@ -6,6 +6,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/engine/thread_pool.h"
+#include "compress/pipeline/dense_products.h"
 
 namespace rwkvlite {
 
@@ -42,25 +43,36 @@ DenseClusterTargets dense_cluster_targets(const ClusterRows& inputs, const Tenso
   DenseClusterTargets out;
   out.probabilities = ClusterRows::Zero(n, k);
   out.top_cluster.assign(static_cast<size_t>(n), 0);
-  const Eigen::Map<const ClusterRows> h(head.data.data(), v, d);
-  ThreadPool pool(std::max(1, threads), 1);
-  pool.parallel_for(0, n, v * d, [&](int64_t lo, int64_t hi) {
-    std::vector<double> logits(static_cast<size_t>(v));
-    std::vector<double> cluster(static_cast<size_t>(k));
-    for (int64_t i = lo; i < hi; ++i) {
-      const Eigen::VectorXd x = inputs.row(i).transpose().cast<double>();
-      int64_t top = 0;
-      for (int64_t t = 0; t < v; ++t) {
-        logits[static_cast<size_t>(t)] = h.row(t).cast<double>().dot(x.transpose());
-        if (logits[static_cast<size_t>(t)] > logits[static_cast<size_t>(top)]) top = t;
+  ThreadPool pool(std::max(1, threads));
+  // The logits of a block of samples at once through the compressor's product kernel (FP32, one
+  // FMA chain per logit, so within FP32 rounding of the exact dot product and the same bits for
+  // any thread count), then each sample's softmax and cluster sums in double on one thread.
+  // 256 samples keep the logits at 64 MiB for a 65536-token vocabulary while every packed head
+  // panel is reused 256 times.
+  constexpr int64_t kSamplesPerBlock = 256;
+  std::vector<float> block_logits(static_cast<size_t>(std::min(n, kSamplesPerBlock) * v));
+  for (int64_t b0 = 0; b0 < n; b0 += kSamplesPerBlock) {
+    const int64_t bn = std::min(kSamplesPerBlock, n - b0);
+    multiply_rows_by_transpose(inputs.data() + b0 * d, bn, head.data.data(), v, d, block_logits.data(), v, pool);
+    pool.parallel_for(0, bn, v * 8, [&](int64_t lo, int64_t hi) {
+      std::vector<double> probs(static_cast<size_t>(v));
+      std::vector<double> cluster(static_cast<size_t>(k));
+      for (int64_t s = lo; s < hi; ++s) {
+        const float* logits = block_logits.data() + s * v;
+        int64_t top = 0;
+        for (int64_t t = 0; t < v; ++t) {
+          probs[static_cast<size_t>(t)] = logits[t];
+          if (logits[t] > logits[top]) top = t;
+        }
+        softmax_in_place(probs);
+        std::fill(cluster.begin(), cluster.end(), 0.0);
+        for (int64_t t = 0; t < v; ++t) cluster[static_cast<size_t>(cluster_of_token[static_cast<size_t>(t)])] += probs[static_cast<size_t>(t)];
+        const int64_t i = b0 + s;
+        for (int c = 0; c < k; ++c) out.probabilities(i, c) = static_cast<float>(cluster[static_cast<size_t>(c)]);
+        out.top_cluster[static_cast<size_t>(i)] = cluster_of_token[static_cast<size_t>(top)];
       }
-      softmax_in_place(logits);
-      std::fill(cluster.begin(), cluster.end(), 0.0);
-      for (int64_t t = 0; t < v; ++t) cluster[static_cast<size_t>(cluster_of_token[static_cast<size_t>(t)])] += logits[static_cast<size_t>(t)];
-      for (int c = 0; c < k; ++c) out.probabilities(i, c) = static_cast<float>(cluster[static_cast<size_t>(c)]);
-      out.top_cluster[static_cast<size_t>(i)] = cluster_of_token[static_cast<size_t>(top)];
-    }
-  });
+    });
+  }
   return out;
 }
 

@@ -28,8 +28,10 @@ struct DenseClusterTargets {
 };
 
 // What the dense head `head` [V, D] (rows in token order) says about each of inputs [N, D];
-// cluster_of_token has V entries in [0, k). Softmax in double. Deterministic for any thread
-// count (each sample computed whole by one thread).
+// cluster_of_token has V entries in [0, k). Logits in FP32 by multiply_rows_by_transpose
+// (dense_products.h: within FP32 rounding of the exact dot product), softmax in double.
+// Deterministic for any thread count (each logit one FMA chain, each sample's softmax on one
+// thread).
 DenseClusterTargets dense_cluster_targets(const ClusterRows& inputs, const Tensor& head,
                                           const std::vector<int32_t>& cluster_of_token, int k, int threads);
 

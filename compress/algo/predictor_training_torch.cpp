@@ -48,9 +48,10 @@ TrainedPredictor train_one(const PredictorTrainingJob& job) {
 
   const torch::Tensor X =
       torch::from_blob(const_cast<float*>(inputs.data()), {n, D}, torch::kFloat32);  // read only
-  const torch::Tensor Y =
-      torch::from_blob(const_cast<uint8_t*>(job.labels->data()), {n, F}, torch::kUInt8).to(torch::kFloat32);
-  const double positives = Y.sum().item<double>();
+  // Labels stay bytes (a float copy would be 4 x N x F per concurrent job, 176 MiB at the 0.1B
+  // shape); each batch converts its rows, which gives the same 0/1 floats.
+  const torch::Tensor Y = torch::from_blob(const_cast<uint8_t*>(job.labels->data()), {n, F}, torch::kUInt8);
+  const double positives = Y.sum(torch::kInt64).item<double>();
   const double negatives = static_cast<double>(n * F) - positives;
   const torch::Tensor pos_weight = torch::full({1}, static_cast<float>(negatives / std::max(1.0, positives)));
 
@@ -69,7 +70,7 @@ TrainedPredictor train_one(const PredictorTrainingJob& job) {
       const int64_t end = std::min(n, begin + batch);
       const torch::Tensor idx = order.slice(0, begin, end);
       const torch::Tensor xb = X.index_select(0, idx);
-      const torch::Tensor yb = Y.index_select(0, idx);
+      const torch::Tensor yb = Y.index_select(0, idx).to(torch::kFloat32);
       const torch::Tensor logits = torch::relu(xb.matmul(down.t())).matmul(up.t());
       torch::Tensor loss = torch::binary_cross_entropy_with_logits(logits, yb, {}, pos_weight);
       adam.zero_grad();

@@ -10,10 +10,12 @@
 #include <optional>
 
 #include "runtime/core/error.h"
+#include "runtime/engine/thread_pool.h"
 #include "runtime/format/encoding.h"
 #include "compress/passes/channel_mix_tensors.h"
 #include "runtime/format/layout.h"
 #include "compress/algo/predictor_training.h"
+#include "compress/pipeline/dense_products.h"
 #include "compress/pipeline/ordered_rows.h"
 
 namespace rwkvlite {
@@ -266,6 +268,7 @@ std::vector<PredictorTrainingJob> SparsityPredictorPass::training_jobs(const Pas
   const int64_t N = ctx.calibration->ffn_key_inputs[0].rows();
   labels.assign(layers.size(), {});
   std::vector<PredictorTrainingJob> jobs(layers.size());
+  ThreadPool pool(std::max(1, ctx.threads));
   for (size_t i = 0; i < layers.size(); ++i) {
     const int64_t l = layers[i];
     const Tensor& key_t = model.at(layout::ffn_key_weight(l)).values;
@@ -276,10 +279,18 @@ std::vector<PredictorTrainingJob> SparsityPredictorPass::training_jobs(const Pas
                       "x" + std::to_string(key_t.dim(1)),
                   kExitInternal);
     }
-    const ConstMap key(key_t.data.data(), key_t.dim(0), key_t.dim(1));
-    const RowMajorF pre = X * key.transpose();
-    labels[i].resize(static_cast<size_t>(pre.size()));
-    for (Eigen::Index p = 0; p < pre.size(); ++p) labels[i][static_cast<size_t>(p)] = pre.data()[p] > 0.0f;
+    // Pre-activations by the compressor's product kernel (dense_products.h: FP32, the same bits
+    // for any thread count), a block of samples at a time so that only labels stay N x F.
+    const int64_t F = key_t.dim(0), D = key_t.dim(1);
+    labels[i].resize(static_cast<size_t>(N * F));
+    constexpr int64_t kRowsPerBlock = 512;
+    std::vector<float> pre(static_cast<size_t>(std::min(N, kRowsPerBlock) * F));
+    for (int64_t r0 = 0; r0 < N; r0 += kRowsPerBlock) {
+      const int64_t rn = std::min(kRowsPerBlock, N - r0);
+      multiply_rows_by_transpose(X.data() + r0 * D, rn, key_t.data.data(), F, D, pre.data(), F, pool);
+      uint8_t* out = labels[i].data() + r0 * F;
+      for (int64_t e = 0; e < rn * F; ++e) out[e] = pre[static_cast<size_t>(e)] > 0.0f;
+    }
     PredictorTrainingJob& job = jobs[i];
     job.inputs = &X;
     job.train_rows = train_rows;

@@ -12,37 +12,53 @@
 #include "runtime/engine/engine.h"
 #include "runtime/eval/text_source.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "compress/pipeline/dense_products.h"
 
 namespace rwkvlite {
 namespace {
 
-// Wraps a projection: accumulates sum x xᵀ (double) of every input, then applies the original.
-class RecordingProjection final : public Projection {
+constexpr int64_t kBlock = 1024;  // tokens per eval_block during calibration
+
+// A projection computed straight from the model tensor's memory (no engine copy of the weights,
+// so calibration holds the model once) by the compressor's fast product kernels
+// (dense_products.h); when `sum` is set it first adds sum x xᵀ (double) of every input.
+// Outputs agree with the runtime's DenseProjection to FP32 rounding (one FMA chain per output
+// instead of eight partial sums), and are deterministic for any thread count and batch size.
+class CalibrationProjection final : public Projection {
  public:
-  RecordingProjection(std::unique_ptr<Projection> inner, Eigen::MatrixXd* sum, int64_t* count)
-      : inner_(std::move(inner)), sum_(sum), count_(count) {}
-  int64_t rows() const override { return inner_->rows(); }
-  int64_t cols() const override { return inner_->cols(); }
-  void apply(const float* x, float* y, ThreadPool& pool) const override {
-    record(x, 1);
-    inner_->apply(x, y, pool);
-  }
+  CalibrationProjection(const float* w, int64_t rows, int64_t cols, double* sum, int64_t* count)
+      : w_(w), rows_(rows), cols_(cols), sum_(sum), count_(count) {}
+  int64_t rows() const override { return rows_; }
+  int64_t cols() const override { return cols_; }
+  void apply(const float* x, float* y, ThreadPool& pool) const override { apply_batch(x, 1, y, pool); }
   void apply_batch(const float* x, int64_t n, float* y, ThreadPool& pool) const override {
-    record(x, n);
-    inner_->apply_batch(x, n, y, pool);
+    if (sum_ != nullptr) {
+      accumulate_second_moment(x, n, cols_, sum_, pool);
+      *count_ += n;
+    }
+    multiply_rows_by_transpose(x, n, w_, rows_, cols_, y, rows_, pool);
   }
-  int64_t storage_bytes() const override { return inner_->storage_bytes(); }
+  int64_t storage_bytes() const override { return rows_ * cols_ * static_cast<int64_t>(sizeof(float)); }
 
  private:
-  void record(const float* x, int64_t n) const {
-    const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> X(x, n, cols());
-    const Eigen::MatrixXd Xd = X.cast<double>();
-    sum_->selfadjointView<Eigen::Lower>().rankUpdate(Xd.transpose());
-    *count_ += n;
-  }
-  std::unique_ptr<Projection> inner_;
-  Eigen::MatrixXd* sum_;
+  const float* w_;
+  int64_t rows_, cols_;
+  double* sum_;
   int64_t* count_;
+};
+
+// The embedding read from the model tensor's memory, likewise without a copy.
+class CalibrationEmbedding final : public Embedding {
+ public:
+  CalibrationEmbedding(const float* table, int64_t vocab, int64_t n_embd) : table_(table), vocab_(vocab), n_embd_(n_embd) {}
+  int64_t vocab_size() const override { return vocab_; }
+  int64_t n_embd() const override { return n_embd_; }
+  void lookup(int32_t token, float* out) const override { std::copy_n(table_ + token * n_embd_, n_embd_, out); }
+  int64_t storage_bytes() const override { return vocab_ * n_embd_ * static_cast<int64_t>(sizeof(float)); }
+
+ private:
+  const float* table_;
+  int64_t vocab_, n_embd_;
 };
 
 }  // namespace
@@ -51,21 +67,40 @@ CalibrationData run_calibration(const Model& model, const CalibrationRequest& re
   const auto t0 = std::chrono::steady_clock::now();
   CalibrationData data;
   std::map<std::string, int64_t> counts;
-  EngineWeights weights = build_dense_weights(model);
   std::set<std::string> found;
-  for_each_projection(weights, [&](const std::string& name, std::unique_ptr<Projection>& slot) {
-    if (!request.projections.count(name)) return;
-    const int64_t d = slot->cols();
-    auto& sum = data.input_second_moment[name];
-    sum = Eigen::MatrixXd::Zero(d, d);
-    slot = std::make_unique<RecordingProjection>(std::move(slot), &sum, &counts[name]);
-    found.insert(name);
-  });
+  WeightProviders providers;
+  providers.matrix = [&](const std::string& name, int64_t rows, int64_t cols) -> std::unique_ptr<Projection> {
+    const Tensor& t = model.at(name);
+    if (t.numel() != rows * cols) return nullptr;  // the builder reports the shape error
+    double* sum = nullptr;
+    int64_t* count = nullptr;
+    if (request.projections.count(name)) {
+      auto& m = data.input_second_moment[name];
+      m = Eigen::MatrixXd::Zero(cols, cols);
+      sum = m.data();
+      count = &counts[name];
+      found.insert(name);
+    }
+    return std::make_unique<CalibrationProjection>(t.data.data(), rows, cols, sum, count);
+  };
+  providers.embedding = [&]() -> std::unique_ptr<Embedding> {
+    const Tensor& t = model.at("emb.weight");
+    if (t.numel() != model.dims.n_vocab * model.dims.n_embd) {
+      throw InputError("tensor 'emb.weight' has shape " + shape_to_string(t.shape) + ", expected [" +
+                       std::to_string(model.dims.n_vocab) + ", " + std::to_string(model.dims.n_embd) + "]");
+    }
+    return std::make_unique<CalibrationEmbedding>(t.data.data(), model.dims.n_vocab, model.dims.n_embd);
+  };
+  EngineWeights weights = build_weights(model, std::move(providers));
   for (const auto& name : request.projections) {
     if (!found.count(name)) throw UsageError("calibration: the model has no projection named '" + name + "'");
   }
   EngineOptions options;
   options.threads = request.threads;
+  // Long blocks: every call reads each weight matrix and adds into each D x D second moment
+  // once, so a block of 1024 tokens moves 16x less memory than the default 64 (the scratch is
+  // about 20 x D floats per token: 60 MiB at D = 768). Results do not depend on it.
+  options.max_block = kBlock;
   Engine engine(std::move(weights), options);
   const auto tokenizer = tokenizer_for(model.dims.n_vocab, "");
   const std::vector<int32_t> tokens = tokenizer->encode(request.text);
@@ -100,7 +135,7 @@ CalibrationData run_calibration(const Model& model, const CalibrationRequest& re
   State state = engine.new_state();
   // Sequence mode: projections see blocks of tokens (apply_batch), in token order. Chunks are a
   // multiple of the engine's block size, so chunking changes nothing but the progress line.
-  constexpr int64_t kChunk = 4096;
+  constexpr int64_t kChunk = 4 * kBlock;
   ProgressLine progress("calibration", n_tokens);
   for (chunk_start = 0; chunk_start < n_tokens; chunk_start += kChunk) {
     const int64_t len = std::min(kChunk, n_tokens - chunk_start);
@@ -114,7 +149,8 @@ CalibrationData run_calibration(const Model& model, const CalibrationRequest& re
                                        static_cast<double>(std::max<int64_t>(1, n_tokens * ffn_size)));
   }
   for (auto& [name, m] : data.input_second_moment) {
-    m.triangularView<Eigen::StrictlyUpper>() = m.transpose();  // rankUpdate filled the lower half
+    // accumulate_second_moment filled the row-major lower triangle: the upper one of m.
+    m.triangularView<Eigen::StrictlyLower>() = m.transpose();
     m /= static_cast<double>(std::max<int64_t>(1, counts[name]));
   }
   spdlog::info("calibration: {} tokens, {} projections, {} sampled positions recorded in {:.2f} s", data.tokens,

@@ -1,8 +1,10 @@
 // Calibration: runs the dense model over calibration text and records what passes need.
 //
-// Input statistics are gathered without touching the engine's math: every projection slot
-// whose weight a pass asked about is wrapped in a recording projection that accumulates the
-// second moment E[x xᵀ] of its inputs and then applies the original matrix unchanged.
+// The dense engine runs in sequence mode (blocks of 1024 tokens) with every matrix supplied
+// through WeightProviders as a projection over the model tensor's own memory (no second copy of
+// the weights), computed by the compressor's AVX-512/AVX2 kernels (dense_products.h); those
+// whose weight a pass asked about first accumulate the second moment E[x xᵀ] of their inputs.
+// Hidden states agree with the runtime's DenseProjection to FP32 rounding.
 #pragma once
 
 #include <set>
@@ -24,7 +26,8 @@ struct CalibrationRequest {
   int threads = 1;
 };
 
-// Deterministic for any thread count: accumulation happens in token order on one thread.
+// Deterministic for any thread count: every product and moment entry is one fixed-order FMA
+// chain (dense_products.h), and observers run in token order on the calling thread.
 CalibrationData run_calibration(const Model& model, const CalibrationRequest& request);
 
 // The calibration text a [calibration] section names: the bytes read (zero bytes interleaved
