@@ -132,6 +132,32 @@ CompressPlan plan_passes(const PipelineConfig& config, const CompressedModel& cm
   return plan;
 }
 
+std::string report_path_of(const CompressOptions& o) {
+  return o.report_path.empty() ? o.output_path + ".report.json" : o.report_path;
+}
+
+// Whether two paths name one file: the same path once normalised, or (when both exist) the same
+// inode, which also catches hard links and symbolic links.
+bool same_file(const std::string& a, const std::string& b) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec) && !ec) return true;
+  return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
+}
+
+void refuse_unsafe_report_path(const CompressOptions& o) {
+  const std::string report = report_path_of(o);
+  if (same_file(report, o.model_path)) {
+    throw UsageError("the report path '" + report + "' is the input model; choose another --report");
+  }
+  if (same_file(report, o.output_path)) {
+    throw UsageError("the report path '" + report + "' is the output file; choose another --report");
+  }
+  // The default report belongs to the output (--force for the output covers it); a report path
+  // the user names is an output of its own.
+  if (!o.report_path.empty()) refuse_existing_output(report, o.force);
+}
+
 Prepared prepare(const CompressOptions& o, const PassRegistry& passes) {
   Prepared p;
   std::vector<std::string> overrides = o.overrides;
@@ -139,7 +165,10 @@ Prepared prepare(const CompressOptions& o, const PassRegistry& passes) {
   p.config = load_pipeline_config(o.config_path, passes, overrides);
   const PipelineConfig& config = p.config;
   spdlog::info("config {} ({} passes, run id {})", o.config_path, config.passes.size(), config.hash);
-  if (!o.dry_run) refuse_existing_output(o.output_path, o.force);
+  if (!o.dry_run) {
+    refuse_existing_output(o.output_path, o.force);
+    refuse_unsafe_report_path(o);
+  }
 
   LoadOptions load;
   load.ln_x_eps = o.ln_x_eps;
@@ -311,7 +340,7 @@ void write_outputs(const CompressOptions& o, const Prepared& p, const Calibratio
                                                     {"seconds", calibration.seconds}}},
                                    {"seconds", seconds_since(t_start)},
                                    {"peak_rss_bytes", peak_rss_bytes()}};
-  const std::string report_path = o.report_path.empty() ? o.output_path + ".report.json" : o.report_path;
+  const std::string report_path = report_path_of(o);
   write_file_atomically(report_path, report.dump(2) + "\n");
   spdlog::info("report: {}", report_path);
 }

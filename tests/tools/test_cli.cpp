@@ -197,6 +197,34 @@ TEST_CASE("Usage and config errors exit 2 with the message on stderr and nothing
   CHECK(read_all(dir + "/exists.bin") == "keep me");
 }
 
+TEST_CASE("compress --report never overwrites the input model, the output or an existing report", "[tools]") {
+  const std::string dir = case_dir("report-path");
+  const std::string model = dir + "/model.bin";
+  std::filesystem::copy_file(source_dir() + "/" + kTinyModel, model);
+  const std::string before = read_all(model);
+  const std::string compress = "compress '" + model + "' -c configs/dense-fp32.toml -o '" + dir + "/out.rwkvlite' ";
+  // The input model as the report, also through another spelling of its path.
+  for (const std::string& report : {model, dir + "/./model.bin"}) {
+    const Result r = run("rwkvlite", compress + "--force --report '" + report + "'");
+    check_fails(r, 2);
+    CHECK(r.err.find("is the input model") != std::string::npos);
+  }
+  CHECK(read_all(model) == before);
+  const Result same_as_output = run("rwkvlite", compress + "--report '" + dir + "/out.rwkvlite'");
+  check_fails(same_as_output, 2);
+  CHECK(same_as_output.err.find("is the output file") != std::string::npos);
+  // An existing report named by --report needs --force, like any output.
+  write_file(dir + "/old.json", "keep me");
+  const Result existing = run("rwkvlite", compress + "--report '" + dir + "/old.json'");
+  check_fails(existing, 2);
+  CHECK(read_all(dir + "/old.json") == "keep me");
+  CHECK_FALSE(std::filesystem::exists(dir + "/out.rwkvlite"));
+  const Result forced = run("rwkvlite", compress + "--force --report '" + dir + "/old.json'");
+  CHECK(forced.exit_code == 0);
+  CHECK(read_all(dir + "/old.json").find("\"dense_fp32_bytes\"") != std::string::npos);
+  CHECK(read_all(model) == before);
+}
+
 TEST_CASE("A truncated model file, a file that is not a model and a missing file exit 3", "[tools]") {
   const std::string dir = case_dir("bad_input");
   const std::string model = read_all(source_dir() + "/" + kTinyModel);
