@@ -153,9 +153,8 @@ void refuse_unsafe_report_path(const CompressOptions& o) {
   if (same_file(report, o.output_path)) {
     throw UsageError("the report path '" + report + "' is the output file; choose another --report");
   }
-  // The default report belongs to the output (--force for the output covers it); a report path
-  // the user names is an output of its own.
-  if (!o.report_path.empty()) refuse_existing_output(report, o.force);
+  // The report is an output like the compact file: an existing one needs --force.
+  refuse_existing_output(report, o.force);
 }
 
 Prepared prepare(const CompressOptions& o, const PassRegistry& passes) {

@@ -213,7 +213,10 @@ TEST_CASE("compress --report never overwrites the input model, the output or an 
   const Result same_as_output = run("rwkvlite", compress + "--report '" + dir + "/out.rwkvlite'");
   check_fails(same_as_output, 2);
   CHECK(same_as_output.err.find("is the output file") != std::string::npos);
-  // An existing report named by --report needs --force, like any output.
+  // An existing report needs --force, like any output: the default one beside -o too.
+  write_file(dir + "/out.rwkvlite.report.json", "keep me");
+  check_fails(run("rwkvlite", compress), 2);
+  CHECK(read_all(dir + "/out.rwkvlite.report.json") == "keep me");
   write_file(dir + "/old.json", "keep me");
   const Result existing = run("rwkvlite", compress + "--report '" + dir + "/old.json'");
   check_fails(existing, 2);
