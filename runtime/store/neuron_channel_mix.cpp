@@ -146,8 +146,8 @@ void NeuronChannelMix::apply(const float* x_k, int64_t n, float* out, float* key
     const RowCacheCounters before = cache_->counters();
     if (options_.trace) cache_->clear_read_log();
     cache_->visit_batches(selected_.data(), static_cast<int64_t>(selected_.size()), [&](const int64_t* rows, int64_t count) {
-      key_rows_.resize(static_cast<size_t>(count));
-      for (int64_t i = 0; i < count; ++i) key_rows_[static_cast<size_t>(i)] = cache_->resident_part(rows[i], 0);
+      cache_->resident_parts(rows, count, 0, key_rows_);
+      cache_->resident_parts(rows, count, 1, value_rows_);
       pool.parallel_for(0, count, d_, [&](int64_t lo, int64_t hi) {
         format::dot_rows_gathered(key_rows_.data() + lo, hi - lo, x, d_, key_enc_.encoding, key_enc_.params, h + lo);
         for (int64_t i = lo; i < hi; ++i) {
@@ -159,7 +159,7 @@ void NeuronChannelMix::apply(const float* x_k, int64_t n, float* out, float* key
         for (int64_t i = 0; i < count; ++i) {
           const int64_t lane = lane_of(rows[i]);
           if (lane < lo || lane >= hi || h[i] == 0.0f) continue;
-          format::axpy_row(h[i], cache_->resident_part(rows[i], 1), d_, value_enc_, lanes + lane * d_);
+          format::axpy_row(h[i], value_rows_[static_cast<size_t>(i)], d_, value_enc_, lanes + lane * d_);
         }
       });
     });

@@ -90,7 +90,7 @@ class NeuronChannelMix final : public ChannelMix {
   mutable std::vector<int64_t> selected_;
   mutable std::vector<uint8_t> chosen_;
   mutable std::vector<int64_t> order_;
-  mutable std::vector<const uint8_t*> key_rows_;  // the current batch's key rows
+  mutable std::vector<const uint8_t*> key_rows_, value_rows_;  // the current batch's rows
 };
 
 // The runtime's settings of the sparse channel mix (RuntimeOptions, store/compact_model.h).

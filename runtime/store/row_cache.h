@@ -55,16 +55,13 @@ class RowCache {
   // (UsageError otherwise). A failed checksum throws InputError; the cache stays consistent.
   template <typename Fn>
   void visit(const int64_t* rows, int64_t n, Fn&& fn) {
-    check_rows(rows, n);
-    for (int64_t done = 0; done < n;) {
-      const int64_t batch = make_resident(rows + done, n - done);
-      for (int64_t i = 0; i < batch; ++i) fn(rows[done + i], parts_of(rows[done + i]));
-      done += batch;
-    }
+    visit_batches(rows, n, [&](const int64_t* batch, int64_t count) {
+      for (int64_t i = 0; i < count; ++i) fn(batch[i], parts_of(batch[i]));
+    });
   }
   // Like visit, but hands over whole batches: fn(batch_rows, count) for consecutive slices of
   // rows[0..n), each at most capacity() rows, all resident and pinned during the call, so that
-  // fn may read them with resident_part() from several threads at once (nothing in the cache
+  // fn may read them through resident_parts() from several threads at once (nothing in the cache
   // changes until fn returns).
   template <typename Fn>
   void visit_batches(const int64_t* rows, int64_t n, Fn&& fn) {
@@ -75,9 +72,13 @@ class RowCache {
       done += batch;
     }
   }
-  // The encoded row of tensor k for a row of the current batch (visit_batches only).
-  const uint8_t* resident_part(int64_t row, size_t k) const {
-    return slots_[static_cast<size_t>(slot_of_row_[static_cast<size_t>(row)])].bytes + part_offset_[k];
+  // The encoded rows of tensor k for rows[0..count) of the current batch (visit_batches only),
+  // into out, for the gathered kernels (format::dot_rows_gathered).
+  void resident_parts(const int64_t* rows, int64_t count, size_t k, std::vector<const uint8_t*>& out) const {
+    out.resize(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) {
+      out[static_cast<size_t>(i)] = slots_[static_cast<size_t>(slot_of_row_[static_cast<size_t>(rows[i])])].bytes + part_offset_[k];
+    }
   }
   // Rows [begin, begin + count) in ascending order.
   template <typename Fn>

@@ -138,8 +138,7 @@ void TwoLevelHead::apply(const float* x, float* logits, ThreadPool& pool) const 
   row_logit_.resize(kept_rows_.size());
   int64_t done = 0;
   cache_->visit_batches(kept_rows_.data(), scored, [&](const int64_t* rows, int64_t count) {
-    row_ptrs_.resize(static_cast<size_t>(count));
-    for (int64_t i = 0; i < count; ++i) row_ptrs_[static_cast<size_t>(i)] = cache_->resident_part(rows[i], 0);
+    cache_->resident_parts(rows, count, 0, row_ptrs_);
     pool.parallel_for(0, count, d_, [&](int64_t lo, int64_t hi) {
       format::dot_rows_gathered(row_ptrs_.data() + lo, hi - lo, x, d_, row_enc_.encoding, row_enc_.params,
                                 &row_logit_[static_cast<size_t>(done + lo)]);
