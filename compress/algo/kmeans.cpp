@@ -1,5 +1,6 @@
 #include "compress/algo/kmeans.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -23,23 +24,42 @@ double squared_distance(const double* a, const double* b, int64_t d) {
   return s;
 }
 
+// Points go through the distance products in blocks of this many rows. The block size is
+// fixed, not derived from the thread count, so every block is the same matrix product (the
+// same blocking inside Eigen, the same rounding) whichever thread runs it.
+constexpr int64_t kAssignBlockRows = 256;
+
 // Nearest centroid of every point (ties: lower index) and its squared distance.
+//
+// The search ranks centroids by |c|^2 - 2 x.c, one matrix product per block of points (about
+// 30x faster than point-by-point differences at the vocabulary shape: k-means over a 65,536 x
+// 768 head spent 35 s there). Expanding the square loses precision when a point is close to a
+// centroid and both are long, so the winner's distance is then recomputed exactly from the
+// differences: inertia and the farthest-point choice of fill_empty_clusters use exact values.
 void assign_points(const RowMajorD& x, const RowMajorD& centroids, ThreadPool& pool, std::vector<int32_t>& assignment,
                    std::vector<double>& distance) {
   const int64_t n = x.rows(), d = x.cols(), k = centroids.rows();
-  pool.parallel_for(0, n, k * d, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      int32_t best = 0;
-      double best_d = std::numeric_limits<double>::infinity();
-      for (int64_t c = 0; c < k; ++c) {
-        const double dist = squared_distance(x.row(i).data(), centroids.row(c).data(), d);
-        if (dist < best_d) {
-          best_d = dist;
-          best = static_cast<int32_t>(c);
+  const Eigen::VectorXd centroid_norms = centroids.rowwise().squaredNorm();
+  const int64_t blocks = (n + kAssignBlockRows - 1) / kAssignBlockRows;
+  pool.parallel_for(0, blocks, kAssignBlockRows * k * d, [&](int64_t block_lo, int64_t block_hi) {
+    RowMajorD products;
+    for (int64_t b = block_lo; b < block_hi; ++b) {
+      const int64_t lo = b * kAssignBlockRows, rows = std::min(kAssignBlockRows, n - lo);
+      products.noalias() = x.middleRows(lo, rows) * centroids.transpose();
+      for (int64_t r = 0; r < rows; ++r) {
+        int32_t best = 0;
+        double best_score = std::numeric_limits<double>::infinity();
+        for (int64_t c = 0; c < k; ++c) {
+          const double score = centroid_norms(c) - 2 * products(r, c);
+          if (score < best_score) {
+            best_score = score;
+            best = static_cast<int32_t>(c);
+          }
         }
+        const int64_t i = lo + r;
+        assignment[static_cast<size_t>(i)] = best;
+        distance[static_cast<size_t>(i)] = squared_distance(x.row(i).data(), centroids.row(best).data(), d);
       }
-      assignment[static_cast<size_t>(i)] = best;
-      distance[static_cast<size_t>(i)] = best_d;
     }
   });
 }

@@ -1,9 +1,10 @@
 // k-means clustering of the rows of a matrix (for the clustered head: vocabulary rows).
 //
 // k-means++ seeding from SeededRandom, then Lloyd iterations until no assignment changes or
-// max_iterations. Deterministic for any thread count: distances are computed per point (each
-// point by exactly one thread, the same arithmetic whichever), and every sum over points runs
-// in point order on one thread. Ties go to the lower cluster index.
+// max_iterations. Deterministic for any thread count: points are ranked against the centroids
+// in fixed blocks of rows (each block by exactly one thread, the same matrix product
+// whichever), and every sum over points runs in point order on one thread. Ties go to the
+// lower cluster index.
 //
 // Empty clusters never survive an iteration: an empty cluster takes the point farthest from
 // its own centroid (lowest index on ties) among clusters with more than one point, so the

@@ -19,6 +19,7 @@
 #include "compress/pipeline/calibration_cache.h"
 #include "compress/pipeline/compact_export.h"
 #include "compress/pipeline/config.h"
+#include "compress/pipeline/stage_meter.h"
 
 namespace rwkvlite {
 namespace {
@@ -282,12 +283,13 @@ CalibrationOutcome calibrate(const CompressOptions& o, const Prepared& p) {
 
 // Runs every pass in order on the model, logging each row as it completes; returns the
 // report rows.
-nlohmann::ordered_json run_passes(Prepared& p, const CalibrationData* calibration, int threads) {
+nlohmann::ordered_json run_passes(Prepared& p, const CalibrationData* calibration, int threads, StageMeter& meter) {
   const PipelineConfig& config = p.config;
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   int index = 0;
   for (const PassSpec& spec : config.passes) {
     ++index;
+    meter.next("pass " + std::to_string(index) + " " + spec.type);
     const auto t0 = std::chrono::steady_clock::now();
     PassContext ctx{p.cm, calibration, config.calibration.seed, threads, {}, {}};
     const std::string label =
@@ -316,12 +318,14 @@ nlohmann::ordered_json run_passes(Prepared& p, const CalibrationData* calibratio
 
 // The compact file and the JSON report.
 void write_outputs(const CompressOptions& o, const Prepared& p, const CalibrationOutcome& calibration,
-                   nlohmann::ordered_json rows, std::chrono::steady_clock::time_point t_start) {
+                   nlohmann::ordered_json rows, std::chrono::steady_clock::time_point t_start, StageMeter& meter) {
   const PipelineConfig& config = p.config;
   const int64_t dense_fp32_bytes = p.dense_fp32_bytes;
   const CalibrationText* text = p.calibration_text ? &*p.calibration_text : nullptr;
   const nlohmann::ordered_json provenance = provenance_of(o, p.model_xxh64, config, text, calibration.data.tokens);
+  meter.next("write");
   write_compact(p.cm, o.output_path, file_metadata_of(config, provenance));
+  meter.finish();
   const uint64_t out_bytes = file_size_or_throw(o.output_path);
   spdlog::info("wrote {}: {} ({:.2f}x smaller than dense FP32)", o.output_path, mib(static_cast<int64_t>(out_bytes)),
                dense_fp32_bytes / static_cast<double>(out_bytes));
@@ -338,7 +342,8 @@ void write_outputs(const CompressOptions& o, const Prepared& p, const Calibratio
                                                                                     : nlohmann::ordered_json(calibration.key)},
                                                     {"seconds", calibration.seconds}}},
                                    {"seconds", seconds_since(t_start)},
-                                   {"peak_rss_bytes", peak_rss_bytes()}};
+                                   {"peak_rss_bytes", meter.peak_rss_bytes()},
+                                   {"stages", meter.to_json()}};
   const std::string report_path = report_path_of(o);
   write_file_atomically(report_path, report.dump(2) + "\n");
   spdlog::info("report: {}", report_path);
@@ -369,18 +374,20 @@ CompressPlanSummary plan_compress(const CompressOptions& options, const PassRegi
 
 int run_compress(const CompressOptions& o, const PassRegistry& passes) {
   const auto t_start = std::chrono::steady_clock::now();
+  StageMeter meter("load");
   Prepared p = prepare(o, passes);
   if (o.dry_run) {
     print_dry_run(summarize_plan(o, p), p.config);
     return 0;
   }
+  meter.next("calibration");
   const CalibrationOutcome calibration = calibrate(o, p);
   // Only calibration reads the dense model; the passes work on p.cm, which holds its own copy
   // of every tensor. Dropping the model here keeps the passes (the peak of a run) from
   // holding the weights twice: 0.77 GB at the 0.1B shape.
   p.model.tensors.clear();
-  nlohmann::ordered_json rows = run_passes(p, p.config.needs_calibration() ? &calibration.data : nullptr, o.threads);
-  write_outputs(o, p, calibration, std::move(rows), t_start);
+  nlohmann::ordered_json rows = run_passes(p, p.config.needs_calibration() ? &calibration.data : nullptr, o.threads, meter);
+  write_outputs(o, p, calibration, std::move(rows), t_start, meter);
   return 0;
 }
 
