@@ -21,8 +21,11 @@ namespace rwkvlite {
 struct PredictorTrainingJob {
   const CalibrationData::Rows* inputs = nullptr;  // N x D samples of x_k; rows [0, train_rows) train
   int64_t train_rows = 0;
-  // N x F labels (1 = active), row-major, one byte per (sample, neuron).
-  const std::vector<uint8_t>* labels = nullptr;
+  // Fills the N x F labels (1 = active), row-major, one byte per (sample, neuron). The trainer
+  // calls it on the training thread when the job starts and frees them when the job is done,
+  // so only the jobs in flight hold labels (44 MB per layer at the 0.1B shape; all 12 layers'
+  // at once were 0.5 GB of the pass's peak).
+  std::function<void(std::vector<uint8_t>& labels)> make_labels;
   int64_t ffn_size = 0;  // F
   int rank = 64;         // r
   int epochs = 10;
@@ -38,9 +41,11 @@ struct TrainedPredictor {
   double seconds = 0;
 };
 
-// Called on the training thread as soon as job `index` is trained (progress, and work that
-// needs only that job's result); calls for different jobs may run concurrently.
-using OnPredictorTrained = std::function<void(size_t index, const TrainedPredictor& trained)>;
+// Called on the training thread as soon as job `index` is trained, with the labels it was
+// trained on (progress, and work that needs only that job's result); calls for different jobs
+// may run concurrently.
+using OnPredictorTrained =
+    std::function<void(size_t index, const TrainedPredictor& trained, const std::vector<uint8_t>& labels)>;
 
 // Trains every job, up to `threads` at a time, calling on_trained (when set) for each as it
 // finishes. Each job is computed on one thread with one intra-op thread, so the weights are

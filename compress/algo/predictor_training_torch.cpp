@@ -35,13 +35,13 @@ Tensor to_rwkvlite(const torch::Tensor& t) {
   return Tensor(std::move(shape), std::vector<float>(p, p + c.numel()));
 }
 
-TrainedPredictor train_one(const PredictorTrainingJob& job) {
+TrainedPredictor train_one(const PredictorTrainingJob& job, const std::vector<uint8_t>& labels) {
   // One intra-op thread for this thread's operations (OpenMP keeps this setting per thread).
   at::set_num_threads(1);
   const auto t0 = std::chrono::steady_clock::now();
   const CalibrationData::Rows& inputs = *job.inputs;
   const int64_t D = inputs.cols(), F = job.ffn_size, n = job.train_rows, r = job.rank;
-  if (n < 1 || n > inputs.rows() || job.labels->size() != static_cast<size_t>(inputs.rows() * F)) {
+  if (n < 1 || n > inputs.rows() || labels.size() != static_cast<size_t>(inputs.rows() * F)) {
     throw Error("predictor training: inconsistent job sizes", kExitInternal);
   }
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job.seed);
@@ -50,7 +50,7 @@ TrainedPredictor train_one(const PredictorTrainingJob& job) {
       torch::from_blob(const_cast<float*>(inputs.data()), {n, D}, torch::kFloat32);  // read only
   // Labels stay bytes (a float copy would be 4 x N x F per concurrent job, 176 MiB at the 0.1B
   // shape); each batch converts its rows, which gives the same 0/1 floats.
-  const torch::Tensor Y = torch::from_blob(const_cast<uint8_t*>(job.labels->data()), {n, F}, torch::kUInt8);
+  const torch::Tensor Y = torch::from_blob(const_cast<uint8_t*>(labels.data()), {n, F}, torch::kUInt8);
   const double positives = Y.sum(torch::kInt64).item<double>();
   const double negatives = static_cast<double>(n * F) - positives;
   const torch::Tensor pos_weight = torch::full({1}, static_cast<float>(negatives / std::max(1.0, positives)));
@@ -124,8 +124,10 @@ std::vector<TrainedPredictor> train_all(const std::vector<PredictorTrainingJob>&
     pool.parallel_for(0, static_cast<int64_t>(jobs.size()), 1, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
         const auto job = static_cast<size_t>(i);
-        results[job] = train_one(jobs[job]);
-        if (on_trained) on_trained(job, results[job]);
+        std::vector<uint8_t> labels;
+        jobs[job].make_labels(labels);
+        results[job] = train_one(jobs[job], labels);
+        if (on_trained) on_trained(job, results[job], labels);
       }
     });
   }

@@ -259,16 +259,14 @@ void SparsityPredictorPass::check_calibration(const CompressedModel& model, cons
   }
 }
 
-// Stage 1. Labels: the truth active_j = key_j · x_k > 0 for every sample, from the FP32 key.
+// Stage 1. The training jobs; each one's labels, the truth active_j = key_j · x_k > 0 for every
+// sample from the FP32 key, are made when the trainer starts it.
 std::vector<PredictorTrainingJob> SparsityPredictorPass::training_jobs(const PassContext& ctx,
                                                                        const std::vector<int64_t>& layers,
-                                                                       int64_t train_rows,
-                                                                       std::vector<std::vector<uint8_t>>& labels) const {
+                                                                       int64_t train_rows) const {
   const CompressedModel& model = ctx.model;
   const int64_t N = ctx.calibration->ffn_key_inputs[0].rows();
-  labels.assign(layers.size(), {});
   std::vector<PredictorTrainingJob> jobs(layers.size());
-  ThreadPool pool(std::max(1, ctx.threads));
   for (size_t i = 0; i < layers.size(); ++i) {
     const int64_t l = layers[i];
     const Tensor& key_t = model.at(layout::ffn_key_weight(l)).values;
@@ -280,21 +278,26 @@ std::vector<PredictorTrainingJob> SparsityPredictorPass::training_jobs(const Pas
                   kExitInternal);
     }
     // Pre-activations by the compressor's product kernel (dense_products.h: FP32, the same bits
-    // for any thread count), a block of samples at a time so that only labels stay N x F.
+    // for any thread count), a block of samples at a time so that only labels stay N x F. On
+    // the training thread (jobs already run in parallel), when the trainer starts the layer.
     const int64_t F = key_t.dim(0), D = key_t.dim(1);
-    labels[i].resize(static_cast<size_t>(N * F));
-    constexpr int64_t kRowsPerBlock = 512;
-    std::vector<float> pre(static_cast<size_t>(std::min(N, kRowsPerBlock) * F));
-    for (int64_t r0 = 0; r0 < N; r0 += kRowsPerBlock) {
-      const int64_t rn = std::min(kRowsPerBlock, N - r0);
-      multiply_rows_by_transpose(X.data() + r0 * D, rn, key_t.data.data(), F, D, pre.data(), F, pool);
-      uint8_t* out = labels[i].data() + r0 * F;
-      for (int64_t e = 0; e < rn * F; ++e) out[e] = pre[static_cast<size_t>(e)] > 0.0f;
-    }
+    const float* key = key_t.data.data();
+    const auto make_labels = [&X, key, N, F, D](std::vector<uint8_t>& labels) {
+      labels.resize(static_cast<size_t>(N * F));
+      constexpr int64_t kRowsPerBlock = 512;
+      std::vector<float> pre(static_cast<size_t>(std::min(N, kRowsPerBlock) * F));
+      ThreadPool this_thread(1);
+      for (int64_t r0 = 0; r0 < N; r0 += kRowsPerBlock) {
+        const int64_t rn = std::min(kRowsPerBlock, N - r0);
+        multiply_rows_by_transpose(X.data() + r0 * D, rn, key, F, D, pre.data(), F, this_thread);
+        uint8_t* out = labels.data() + r0 * F;
+        for (int64_t e = 0; e < rn * F; ++e) out[e] = pre[static_cast<size_t>(e)] > 0.0f;
+      }
+    };
     PredictorTrainingJob& job = jobs[i];
     job.inputs = &X;
     job.train_rows = train_rows;
-    job.labels = &labels[i];
+    job.make_labels = make_labels;
     job.ffn_size = key_t.dim(0);
     job.rank = options_.rank;
     job.epochs = options_.epochs;
@@ -374,16 +377,15 @@ std::vector<PassReportRow> SparsityPredictorPass::run(PassContext& ctx) {
   const int64_t N = ctx.calibration->ffn_key_inputs[0].rows();
   const int64_t train_rows = N - static_cast<int64_t>(std::llround(options_.holdout_fraction * static_cast<double>(N)));
 
-  std::vector<std::vector<uint8_t>> labels;
-  const std::vector<PredictorTrainingJob> jobs = training_jobs(ctx, layers, train_rows, labels);
+  const std::vector<PredictorTrainingJob> jobs = training_jobs(ctx, layers, train_rows);
 
   // 2. Training (LibTorch; deterministic for any thread count), and 3. each layer's threshold
   //    and report row as soon as it is trained.
   std::vector<float> thresholds(layers.size());
   OrderedRows rows(layers.size(), ctx.on_row);
   const std::vector<TrainedPredictor> trained =
-      (*registered_predictor_trainer())(jobs, ctx.threads, [&](size_t i, const TrainedPredictor& p) {
-        rows.finish(i, evaluate_layer(ctx, layers[i], p, labels[i], train_rows, thresholds[i]));
+      (*registered_predictor_trainer())(jobs, ctx.threads, [&](size_t i, const TrainedPredictor& p, const std::vector<uint8_t>& labels) {
+        rows.finish(i, evaluate_layer(ctx, layers[i], p, labels, train_rows, thresholds[i]));
       });
   if (trained.size() != jobs.size()) throw Error("sparsity_predictor: the trainer returned too few predictors", kExitInternal);
 

@@ -97,7 +97,7 @@ class SparsityPredictorPass : public Pass {
   // Error (internal) without channel-mix samples; UsageError when too few to hold out.
   void check_calibration(const CompressedModel& model, const CalibrationData* calibration) const;
   std::vector<PredictorTrainingJob> training_jobs(const PassContext& ctx, const std::vector<int64_t>& layers,
-                                                  int64_t train_rows, std::vector<std::vector<uint8_t>>& labels) const;
+                                                  int64_t train_rows) const;
   PassReportRow evaluate_layer(const PassContext& ctx, int64_t layer, const TrainedPredictor& trained,
                                const std::vector<uint8_t>& labels, int64_t train_rows, float& threshold) const;
   SparsityPredictorOptions options_;

@@ -6,7 +6,11 @@
 
 namespace rwkvlite {
 
-CompressedModel CompressedModel::from_dense(const Model& model) {
+namespace {
+
+// The canonical writing order of the model's tensors; `value_of(name)` gives each one's values.
+template <typename ValueOf>
+CompressedModel dense_tensors_in_order(const Model& model, ValueOf value_of) {
   CompressedModel c;
   c.arch = model.arch;
   c.dims = model.dims;
@@ -14,11 +18,24 @@ CompressedModel CompressedModel::from_dense(const Model& model) {
   for (const std::string& name : ordered_tensor_names(model)) {
     StoredTensor t;
     t.name = name;
-    t.values = model.at(name);
-    c.tensors_.push_back(std::move(t));
+    t.values = value_of(name);
+    c.put(std::move(t));
   }
-  c.reindex();
   return c;
+}
+
+}  // namespace
+
+CompressedModel CompressedModel::from_dense(const Model& model) {
+  return dense_tensors_in_order(model, [&](const std::string& name) { return model.at(name); });
+}
+
+CompressedModel CompressedModel::from_dense(Model&& model) {
+  return dense_tensors_in_order(model, [&](const std::string& name) { return std::move(model.tensors.at(name)); });
+}
+
+CompressedModel CompressedModel::shapes_of(const Model& model) {
+  return dense_tensors_in_order(model, [&](const std::string& name) { return shape_only(model.at(name).shape); });
 }
 
 int64_t StoredTensor::stored_bytes() const {

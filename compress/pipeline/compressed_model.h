@@ -34,6 +34,11 @@ class CompressedModel {
  public:
   // Starts from a dense canonical model: every tensor FP32, in the canonical writing order.
   static CompressedModel from_dense(const Model& model);
+  // The same, taking the tensors' values out of `model` instead of copying them (the model
+  // keeps its names, dims and metadata, with empty tensors): one copy of the weights, not two.
+  static CompressedModel from_dense(Model&& model);
+  // from_dense(model).shapes_only() without copying any value.
+  static CompressedModel shapes_of(const Model& model);
   // A copy with every tensor's name, shape, encoding and flags but no values (Tensor::data
   // empty): what a dry run plans on (pass.h, CompressPlan).
   CompressedModel shapes_only() const;

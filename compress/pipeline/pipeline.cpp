@@ -177,9 +177,10 @@ Prepared prepare(const CompressOptions& o, const PassRegistry& passes) {
   const Model& model = p.model;
   spdlog::info("model {}: RWKV {}, {} layers x {}, {:.2f} M parameters", o.model_path, arch_name(model.arch),
                model.dims.n_layer, model.dims.n_embd, model.parameter_count() / 1e6);
-  p.cm = CompressedModel::from_dense(model);
   p.dense_fp32_bytes = model.parameter_count() * 4;
-  p.plan = plan_passes(config, p.cm);
+  // The passes' model is made after calibration, from the dense model's own tensors
+  // (run_compress); planning needs only the shapes.
+  p.plan = plan_passes(config, CompressedModel::shapes_of(model));
   for (const std::string& w : p.plan.warnings) spdlog::warn("{}", w);
   if (config.needs_calibration()) p.calibration_text = read_calibration_text(config.calibration);
   return p;
@@ -382,9 +383,9 @@ int run_compress(const CompressOptions& o, const PassRegistry& passes) {
   }
   meter.next("calibration");
   const CalibrationOutcome calibration = calibrate(o, p);
-  // Only calibration reads the dense model; the passes work on p.cm, which holds its own copy
-  // of every tensor. Dropping the model here keeps the passes (the peak of a run) from
-  // holding the weights twice: 0.77 GB at the 0.1B shape.
+  // Only calibration reads the dense model's values: the passes' model takes them over, so
+  // the weights are never held twice (0.77 GB at the 0.1B shape).
+  p.cm = CompressedModel::from_dense(std::move(p.model));
   p.model.tensors.clear();
   nlohmann::ordered_json rows = run_passes(p, p.config.needs_calibration() ? &calibration.data : nullptr, o.threads, meter);
   write_outputs(o, p, calibration, std::move(rows), t_start, meter);
