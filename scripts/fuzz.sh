@@ -52,11 +52,12 @@ for t in "${TARGETS[@]}"; do
   execs=$(sed -nE 's/^#([0-9]+):.*/\1/p' <<<"$status")
   secs=$(sed -nE 's/.* time: ([0-9]+)s.*/\1/p' <<<"$status")
   found=$(($(find "$artifacts" -maxdepth 1 -type f | wc -l) - before))
-  for f in $(find "$artifacts" -maxdepth 1 -type f | sort); do
+  # Minimise the newest few: in fork mode one bug is usually saved many times over.
+  for f in $(ls -t "$artifacts"/{crash,leak,oom,timeout}-* 2>/dev/null | head -n "${MINIMIZE:-3}"); do
     mkdir -p "$artifacts/minimized"
     m="$artifacts/minimized/$(basename "$f")"
     [ -f "$m" ] && continue
-    "$exe" -minimize_crash=1 -max_total_time=30 -exact_artifact_path="$m" "$f" >>"$BUILD_DIR/fuzz-$t.minimize.log" 2>&1 || true
+    "$exe" -minimize_crash=1 -max_total_time=20 -exact_artifact_path="$m" "$f" >>"$BUILD_DIR/fuzz-$t.minimize.log" 2>&1 || true
     [ -f "$m" ] || cp "$f" "$m"
   done
   ((found == 0)) || failed=1
