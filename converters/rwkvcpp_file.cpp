@@ -237,8 +237,9 @@ RwkvCppRawFile read_rwkvcpp_raw(const std::string& path) {
     for (auto& d : file_dims) {
       d = in.read_pod<int32_t>("a tensor shape");
       if (d < 1 || d > kMaxDim) throw InputError("'" + path + "': " + where + " has dimension " + std::to_string(d));
+      // Checked before multiplying: kMaxElements * kMaxDim does not fit in 64 bits (fuzz finding).
+      if (numel > kMaxElements / d) throw InputError("'" + path + "': " + where + " has an implausibly large shape");
       numel *= d;
-      if (numel > kMaxElements) throw InputError("'" + path + "': " + where + " has an implausibly large shape");
     }
     std::string name(static_cast<size_t>(key_length), '\0');
     in.read(name.data(), name.size(), "a tensor name");

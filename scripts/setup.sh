@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
+  clang libclang-rt-14-dev     # libFuzzer and the sanitizer runtimes for scripts/fuzz.sh
   libtorch-dev                 # .pth reader/writer, predictor and cluster-head training (compress/ only)
   libeigen3-dev libspectra-dev # SVD (exact BDCSVD and partial Spectra)
   libcli11-dev libspdlog-dev libfmt-dev

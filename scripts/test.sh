@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: the Release build under ctest, then the non-LibTorch
-# tests again under AddressSanitizer and UndefinedBehaviorSanitizer. Exits non-zero on any failure.
+# tests again under AddressSanitizer and UndefinedBehaviorSanitizer, then a short libFuzzer run of
+# every reader (docs/fuzzing.md). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -17,3 +18,9 @@ echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer, without LibTorch)
 BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo SANITIZE=ON TORCH=OFF scripts/build.sh
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$(nproc)"
+if command -v clang++ >/dev/null; then
+  echo "== fuzz (every reader for 15 s; a crash fails the run, its input in build-fuzz/artifacts)"
+  BUILD_DIR=build-fuzz scripts/fuzz.sh 15
+else
+  echo "== no clang++: the fuzz stage is skipped (scripts/setup.sh installs clang)"
+fi

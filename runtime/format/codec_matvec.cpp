@@ -17,6 +17,7 @@
 
 // RWKVLITE_PORTABLE_KERNELS builds the portable kernels only (to check that they compile).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(RWKVLITE_PORTABLE_KERNELS)
+#include <cpuid.h>
 #include <immintrin.h>
 #define RWKVLITE_HAVE_X86_KERNELS 1
 #endif
@@ -240,7 +241,12 @@ RWKVLITE_AVX2 void axpy_i4(float a, const uint8_t* row, int64_t cols, int64_t gr
 }
 
 bool cpu_has_avx2_f16c() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  // F16C from CPUID leaf 1 (ECX bit 29) rather than __builtin_cpu_supports("f16c"), which
+  // clang before 16 rejects at compile time (the fuzz build is clang-14).
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __builtin_cpu_supports("avx2") && __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+  }();
   return has;
 }
 
