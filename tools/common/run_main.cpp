@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <new>
 
 #include "runtime/core/error.h"
@@ -10,8 +11,25 @@
 namespace rwkvlite::tools {
 
 void LoggingArgs::add_to(CLI::App& app) {
-  auto* l = app.add_option("--log-level", level, "trace, debug, info, warn, error or off")->capture_default_str();
+  // Checked while parsing, so an unknown level is a usage message before any logger exists.
+  auto* l = app.add_option("--log-level", level, "trace, debug, info, warn, error or off")
+                ->capture_default_str()
+                ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr (same as --log-level warn)")->excludes(l);
+}
+
+const CLI::Validator& output_file() {
+  static const CLI::Validator v(
+      [](const std::string& path) -> std::string {
+        std::error_code ec;
+        if (path != "-" && std::filesystem::is_directory(path, ec)) {
+          return "'" + path + "' is a directory; name a file (for example '" +
+                 (std::filesystem::path(path) / "out").string() + "')";
+        }
+        return "";
+      },
+      "FILE");
+  return v;
 }
 
 int run_main(CLI::App& app, int argc, char** argv, const LoggingArgs& logging, const Action& action) {
