@@ -208,8 +208,9 @@ Header read_header(const InputFile& file) {
 float parse_eps(const std::string& path, const std::string& text) {
   float v = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v) || v <= 0) {
-    fail(path, std::string("metadata ") + kSafetensorsEpsKey + " is " + in_quotes(text) + ", not a positive number");
+  if (ec != std::errc() || end != text.data() + text.size() || !plausible_ln_x_eps(v)) {
+    fail(path, std::string("metadata ") + kSafetensorsEpsKey + " is " + in_quotes(text) + ", not a number in (0, " +
+                   std::to_string(kMaxLnXEps) + "]");
   }
   return v;
 }

@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <new>
 
+#include "runtime/core/arch.h"
 #include "runtime/core/error.h"
 #include "runtime/core/logging.h"
 
@@ -29,6 +31,20 @@ const CLI::Validator& output_file() {
         return "";
       },
       "FILE");
+  return v;
+}
+
+const CLI::Validator& group_norm_epsilon() {
+  static const CLI::Validator v(
+      [](const std::string& text) -> std::string {
+        char* end = nullptr;
+        const double eps = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0' || !plausible_ln_x_eps(eps)) {
+          return "the group-norm epsilon must be a number in (0, " + std::to_string(kMaxLnXEps) + "], not '" + text + "'";
+        }
+        return "";
+      },
+      "EPS");
   return v;
 }
 

@@ -59,7 +59,8 @@ void register_compress(CLI::App& app, Action& action) {
   cmd->add_flag("--dry-run", o->dry_run, "Print the planned file size and peak memory without compressing");
   cmd->add_flag("--force", o->force, "Overwrite existing output files");
   cmd->add_option("--threads", o->threads, "Worker threads")->check(CLI::Range(1, 256));
-  cmd->add_option("--ln-x-eps", o->ln_x_eps, "Group-norm epsilon override (see rwkvlite eval --help)");
+  cmd->add_option("--ln-x-eps", o->ln_x_eps, "Group-norm epsilon override (see rwkvlite eval --help)")
+      ->check(tools::group_norm_epsilon());
   cmd->add_option("--report", o->report_path, "JSON report path (default: OUTPUT.report.json; not in a batch). Never the input or the output; an existing report needs --force, like the output")->check(tools::output_file());
   cmd->add_option("--calibration-cache", o->calibration_cache_dir,
                   "Directory of cached calibration statistics, shared by runs (docs/config.md)")
