@@ -127,10 +127,6 @@ Model read_pth(const std::string& path) {
   std::unique_ptr<ser::PyTorchStreamReader> reader = archive_op(where, "opening the archive", [&] {
     return std::make_unique<ser::PyTorchStreamReader>(std::shared_ptr<ser::ReadAdapterInterface>(adapter));
   });
-  if (!archive_op(where, "looking for data.pkl", [&] { return reader->hasRecord("data.pkl"); })) {
-    throw InputError(where + " is a zip archive without data.pkl, so not a torch.save checkpoint (it holds " +
-                     archive_op(where, "listing records", [&] { return record_list(*reader); }) + ")");
-  }
   // Sizes come from rwkvlite's own reading of the zip directory, before anything is inflated.
   const std::map<std::string, ZipEntry> directory = read_zip_directory(file, where);
   auto entry_of = [&](const std::string& record) -> const ZipEntry& {
@@ -138,6 +134,10 @@ Model read_pth(const std::string& path) {
     if (it == directory.end()) throw InputError(where + ": the zip directory has no entry for " + record);
     return it->second;
   };
+  if (!archive_op(where, "looking for data.pkl", [&] { return reader->hasRecord("data.pkl"); })) {
+    throw InputError(where + " is a zip archive without data.pkl, so not a torch.save checkpoint (it holds " +
+                     archive_op(where, "listing records", [&] { return record_list(*reader); }) + ")");
+  }
   auto check_crc = [&](const std::string& record, const ZipEntry& entry, const void* data, size_t size) {
     const uint32_t crc = zip_crc32(static_cast<const uint8_t*>(data), size);
     if (crc != entry.crc32) {
