@@ -6,6 +6,7 @@
 
 #include "converters/rwkvcpp_file.h"
 #include "converters/safetensors_file.h"
+#include "runtime/core/arch.h"
 #include "runtime/core/error.h"
 #include "runtime/core/file_io.h"
 
@@ -51,8 +52,9 @@ ModelFileKind detect_model_file(const std::string& path) {
 }
 
 Model load_model(const std::string& path, const LoadOptions& options) {
-  if (!std::isnan(options.ln_x_eps) && !(std::isfinite(options.ln_x_eps) && options.ln_x_eps > 0)) {
-    throw UsageError("the group-norm epsilon must be a positive number, not " + std::to_string(options.ln_x_eps));
+  if (!std::isnan(options.ln_x_eps) && !plausible_ln_x_eps(options.ln_x_eps)) {
+    throw UsageError("the group-norm epsilon must be in (0, " + std::to_string(kMaxLnXEps) + "], not " +
+                     std::to_string(options.ln_x_eps));
   }
   Model model;
   const ModelFileKind kind = detect_model_file(path);

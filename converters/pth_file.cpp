@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <map>
 #include <memory>
@@ -13,6 +14,7 @@
 
 #include "converters/model_io.h"
 #include "converters/torch_pickle.h"
+#include "converters/zip_directory.h"
 #include "runtime/core/arch.h"
 #include "runtime/core/error.h"
 #include "runtime/core/file_io.h"
@@ -42,6 +44,12 @@ class FileReadAdapter final : public ser::ReadAdapterInterface {
  private:
   const InputFile& file_;
 };
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
 
 // A LibTorch error's message without its C++ backtrace, on one line.
 std::string torch_message(const c10::Error& e) {
@@ -119,13 +127,33 @@ Model read_pth(const std::string& path) {
   std::unique_ptr<ser::PyTorchStreamReader> reader = archive_op(where, "opening the archive", [&] {
     return std::make_unique<ser::PyTorchStreamReader>(std::shared_ptr<ser::ReadAdapterInterface>(adapter));
   });
+  // Sizes come from rwkvlite's own reading of the zip directory, before anything is inflated.
+  const std::map<std::string, ZipEntry> directory = read_zip_directory(file, where);
+  auto entry_of = [&](const std::string& record) -> const ZipEntry& {
+    const auto it = directory.find(record);
+    if (it == directory.end()) throw InputError(where + ": the zip directory has no entry for " + record);
+    return it->second;
+  };
   if (!archive_op(where, "looking for data.pkl", [&] { return reader->hasRecord("data.pkl"); })) {
     throw InputError(where + " is a zip archive without data.pkl, so not a torch.save checkpoint (it holds " +
                      archive_op(where, "listing records", [&] { return record_list(*reader); }) + ")");
   }
+  auto check_crc = [&](const std::string& record, const ZipEntry& entry, const void* data, size_t size) {
+    const uint32_t crc = zip_crc32(static_cast<const uint8_t*>(data), size);
+    if (crc != entry.crc32) {
+      throw InputError(where + ": record " + record + " is corrupt (its CRC-32 is " + hex32(crc) +
+                       ", the zip directory says " + hex32(entry.crc32) + ")");
+    }
+  };
   std::vector<uint8_t> pickle;
   {
+    const ZipEntry& entry = entry_of("data.pkl");
+    if (entry.uncompressed_size > kTorchMaxPickleBytes) {
+      throw InputError(where + ": data.pkl declares " + std::to_string(entry.uncompressed_size) +
+                       " bytes, more than the limit of " + std::to_string(kTorchMaxPickleBytes) + " for a state dict");
+    }
     auto [data, size] = archive_op(where, "reading data.pkl", [&] { return reader->getRecord("data.pkl"); });
+    check_crc("data.pkl", entry, data.get(), size);
     const auto* bytes = static_cast<const uint8_t*>(data.get());
     pickle.assign(bytes, bytes + size);
   }
@@ -148,7 +176,14 @@ Model read_pth(const std::string& path) {
       throw InputError(where + ": the archive has no record " + record + " (the storage of tensor '" +
                        views[0]->name + "')");
     }
+    const ZipEntry& entry = entry_of(record);
+    if (entry.uncompressed_size != needed) {
+      throw InputError(where + ": record " + record + " declares " + std::to_string(entry.uncompressed_size) +
+                       " bytes in the zip directory but tensor '" + views[0]->name + "' says its storage has " +
+                       std::to_string(needed));
+    }
     auto [data, size] = archive_op(where, "reading " + record, [&] { return reader->getRecord(record); });
+    check_crc(record, entry, data.get(), size);
     if (size != needed) {
       throw InputError(where + ": record " + record + " has " + std::to_string(size) + " bytes but tensor '" +
                        views[0]->name + "' says its storage has " + std::to_string(needed));

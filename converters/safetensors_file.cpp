@@ -126,13 +126,24 @@ Header read_header(const InputFile& file) {
   file.read_at(8, text.data(), header_length, "the header");
   if (text[0] != '{') fail(path, "the header does not start with '{'");
 
-  // nlohmann keeps the last of duplicated keys silently; the callback sees every top-level key.
-  std::set<std::string> seen;
-  std::string duplicate;
+  // nlohmann keeps the last of duplicated keys silently, so the callback checks every object's
+  // keys (a tensor's "dtype" given twice, a metadata entry twice, a tensor twice). It also
+  // stops at kSafetensorsMaxHeaderDepth: a valid header nests three levels ({name: {"shape": [..]}}),
+  // and a few MB of "[[[[..." would otherwise be parsed into millions of nested arrays.
+  std::vector<std::set<std::string>> keys_of_open_objects;
   const auto on_event = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::key && depth == 1 && !seen.insert(parsed.get<std::string>()).second &&
-        duplicate.empty()) {
-      duplicate = parsed.get<std::string>();
+    if (depth > kSafetensorsMaxHeaderDepth) {
+      fail(path, "the header nests deeper than " + std::to_string(kSafetensorsMaxHeaderDepth) +
+                     " levels, which no safetensors header does");
+    }
+    if (event == json::parse_event_t::object_start) {
+      keys_of_open_objects.emplace_back();
+    } else if (event == json::parse_event_t::object_end && !keys_of_open_objects.empty()) {
+      keys_of_open_objects.pop_back();
+    } else if (event == json::parse_event_t::key && !keys_of_open_objects.empty() &&
+               !keys_of_open_objects.back().insert(parsed.get<std::string>()).second) {
+      fail(path, "the header names " + in_quotes(parsed.get<std::string>()) + " twice" +
+                     (depth > 1 ? " in one object" : ""));
     }
     return true;
   };
@@ -142,7 +153,6 @@ Header read_header(const InputFile& file) {
   } catch (const json::exception& e) {
     fail(path, std::string("the header is not valid JSON: ") + e.what());
   }
-  if (!duplicate.empty()) fail(path, "the header names " + in_quotes(duplicate) + " twice");
   if (!root.is_object()) fail(path, "the header is not a JSON object");
 
   Header h;
@@ -198,8 +208,9 @@ Header read_header(const InputFile& file) {
 float parse_eps(const std::string& path, const std::string& text) {
   float v = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v) || v <= 0) {
-    fail(path, std::string("metadata ") + kSafetensorsEpsKey + " is " + in_quotes(text) + ", not a positive number");
+  if (ec != std::errc() || end != text.data() + text.size() || !plausible_ln_x_eps(v)) {
+    fail(path, std::string("metadata ") + kSafetensorsEpsKey + " is " + in_quotes(text) + ", not a number in (0, " +
+                   std::to_string(kMaxLnXEps) + "]");
   }
   return v;
 }

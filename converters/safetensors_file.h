@@ -31,6 +31,8 @@ inline constexpr const char* kSafetensorsEpsKey = "rwkvlite.ln_x_eps";
 // Largest JSON header accepted, as the reference implementation limits it: a larger one is
 // either hostile or not a safetensors file.
 inline constexpr uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;
+// Nesting the header parser accepts: a valid header has three levels ({name: {"shape": [dims]}}).
+inline constexpr int kSafetensorsMaxHeaderDepth = 8;
 
 // Reads a safetensors file. Validates the whole header (length, JSON, dtypes, shapes, offsets
 // covering the data section exactly without overlaps or holes, byte counts) before allocating

@@ -1,5 +1,6 @@
 #include "converters/torch_pickle.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -513,6 +514,15 @@ void check_geometry(const std::string& where, const TorchTensorRef& t) {
                            __builtin_add_overflow(last, reach, &last))) {
       bad("has strides reaching beyond any storage");
     }
+  }
+  // Zero strides let a view repeat its storage: a one-element storage "expanded" to billions of
+  // elements is a few bytes on disk and gigabytes once gathered. Real checkpoints store dense
+  // tensors, so a view may exceed its storage only by a small factor or a small absolute size.
+  if (numel > t.storage_numel && numel > kTorchMaxExpandedElements &&
+      numel / kTorchMaxExpansion >= std::max<int64_t>(t.storage_numel, 1)) {
+    bad("has " + std::to_string(numel) + " elements but its storage '" + t.storage_key + "' only " +
+        std::to_string(t.storage_numel) + " (zero strides repeating it); rwkvlite reads views at most " +
+        std::to_string(kTorchMaxExpansion) + "x their storage");
   }
   if (numel > 0 && last >= t.storage_numel) {
     bad("reads element " + std::to_string(last) + " of storage '" + t.storage_key + "', which has only " +

@@ -19,6 +19,13 @@
 namespace rwkvlite {
 
 // One tensor of a state dict: a strided view into a storage (archive record "data/<key>").
+// A view with zero strides may hold more elements than its storage; above
+// kTorchMaxExpandedElements it may hold at most kTorchMaxExpansion times as many.
+inline constexpr int64_t kTorchMaxExpandedElements = int64_t{1} << 20;
+inline constexpr int64_t kTorchMaxExpansion = 16;
+// Largest data.pkl read: a state dict's pickle is a few KiB per tensor.
+inline constexpr uint64_t kTorchMaxPickleBytes = uint64_t{64} << 20;
+
 struct TorchTensorRef {
   std::string name;
   std::string storage_key;

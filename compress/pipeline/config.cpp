@@ -11,6 +11,7 @@
 #include "compress/pipeline/config_override.h"
 #include "compress/pipeline/did_you_mean.h"
 #include "compress/pipeline/option_reader.h"
+#include "compress/pipeline/toml_limits.h"
 #include "runtime/core/error.h"
 
 namespace rwkvlite {
@@ -56,6 +57,7 @@ PipelineConfig parse_pipeline_config(const std::string& toml_text, const std::st
   auto sources = std::make_shared<ConfigSources>();
   sources->file = source_name;
 
+  check_toml_limits(toml_text, source_name);
   toml::table root;
   try {
     root = toml::parse(toml_text, source_name);
@@ -72,6 +74,10 @@ PipelineConfig parse_pipeline_config(const std::string& toml_text, const std::st
   std::vector<OptionReader> pass_readers =
       top.get_tables("pass", [](size_t i) { return "[[pass]] #" + std::to_string(i + 1); });
   top.finish();
+  if (pass_readers.size() > kMaxPasses) {
+    throw UsageError(source_name + ": " + std::to_string(pass_readers.size()) + " [[pass]] tables exceed the limit of " +
+                     std::to_string(kMaxPasses));
+  }
 
   config.calibration = read_calibration(calibration_reader, base_dir);
   calibration_reader.finish();
@@ -105,6 +111,8 @@ PipelineConfig parse_pipeline_config(const std::string& toml_text, const std::st
 
 PipelineConfig load_pipeline_config(const std::string& path, const PassRegistry& registry,
                                     const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw UsageError("config file '" + path + "' is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError("cannot read config file '" + path + "'");
   std::ostringstream text;

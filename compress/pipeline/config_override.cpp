@@ -4,6 +4,7 @@
 #include <cctype>
 #include <sstream>
 
+#include "compress/pipeline/toml_limits.h"
 #include "runtime/core/error.h"
 
 namespace rwkvlite {
@@ -17,6 +18,7 @@ bool is_index(const std::string& s) {
 // A TOML value from override text: what `v = <text>` parses to, or the text as a string.
 std::unique_ptr<toml::node> parse_override_value(const std::string& text) {
   try {
+    check_toml_limits("v = " + text, "--set value");
     toml::table doc = toml::parse("v = " + text);
     // Exactly one key: text like "1\nother = 2" is not one value, take it literally.
     if (doc.size() == 1) {

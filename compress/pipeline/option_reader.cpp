@@ -6,6 +6,7 @@
 
 #include "compress/pipeline/did_you_mean.h"
 #include "compress/pipeline/tensor_selector.h"
+#include "compress/pipeline/toml_limits.h"
 #include "runtime/core/error.h"
 
 namespace rwkvlite {
@@ -243,6 +244,11 @@ std::string OptionReader::get_choice(std::string_view key, const std::string& de
 std::vector<std::string> OptionReader::get_patterns(std::string_view key, const std::vector<std::string>& default_value) {
   const auto patterns = get<std::vector<std::string>>(key, default_value);
   const toml::node* node = table_->get(key);
+  if (patterns.size() > kMaxPatternsPerList) {
+    throw UsageError(location(key) + ": '" + std::string(key) + "' of " + where_ + " lists " +
+                     std::to_string(patterns.size()) + " patterns, more than the limit of " +
+                     std::to_string(kMaxPatternsPerList));
+  }
   for (size_t i = 0; i < patterns.size(); ++i) {
     try {
       (void)TensorPattern::compile(patterns[i]);

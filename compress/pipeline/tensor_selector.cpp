@@ -68,6 +68,32 @@ bool segments_match(const std::vector<std::string>& pattern, const std::vector<s
   return ok[0][0];
 }
 
+// std::regex compiles and matches by recursion (one level per term and per group), so a long or
+// deeply grouped expression overflows the stack; both are bounded before it sees the text.
+void check_regex_limits(const std::string& text, const std::string& expr) {
+  const std::string shown = text.size() > 60 ? text.substr(0, 60) + "..." : text;
+  if (expr.size() > kRegexMaxLength) {
+    invalid(shown, std::to_string(expr.size()) + " characters exceed the limit of " + std::to_string(kRegexMaxLength) +
+                       " for a regular expression");
+  }
+  int depth = 0;
+  bool in_class = false;
+  for (size_t i = 0; i < expr.size(); ++i) {
+    const char c = expr[i];
+    if (c == '\\') {
+      ++i;
+    } else if (in_class) {
+      in_class = c != ']';
+    } else if (c == '[') {
+      in_class = true;
+    } else if (c == '(' && ++depth > kRegexMaxGroupDepth) {
+      invalid(shown, "groups nested more than " + std::to_string(kRegexMaxGroupDepth) + " deep exceed the limit");
+    } else if (c == ')' && depth > 0) {
+      --depth;
+    }
+  }
+}
+
 }  // namespace
 
 TensorPattern TensorPattern::compile(const std::string& text) {
@@ -76,6 +102,7 @@ TensorPattern TensorPattern::compile(const std::string& text) {
   if (text.rfind("re:", 0) == 0) {
     const std::string expr = text.substr(3);
     if (expr.empty()) invalid(text, "empty regular expression after 're:'");
+    check_regex_limits(text, expr);
     try {
       p.regex_ = std::make_shared<const std::regex>(expr, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {

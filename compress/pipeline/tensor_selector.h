@@ -18,6 +18,10 @@
 
 namespace rwkvlite {
 
+// Bounds on "re:" patterns (std::regex recurses per term and per group; see compile()).
+constexpr size_t kRegexMaxLength = 1024;
+constexpr int kRegexMaxGroupDepth = 16;
+
 class TensorPattern {
  public:
   // Throws UsageError("invalid pattern '...': <reason>") for a malformed glob or regex.

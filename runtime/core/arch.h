@@ -33,6 +33,11 @@ std::vector<TensorSpec> expected_tensors(ArchVersion arch, const ModelDims& dims
 // unknown or misshapen tensors, non-finite values) and throws one InputError listing them all.
 void finalize_and_validate(Model& model, const std::string& source_description);
 
+// Range of group-norm epsilons accepted from a file or the command line: real models use 1e-5
+// to 64e-5, and a value of 1 or more (or NaN) would silently flatten every head's output.
+inline constexpr double kMaxLnXEps = 0.1;
+inline bool plausible_ln_x_eps(double eps) { return eps > 0 && eps <= kMaxLnXEps; }  // false for NaN
+
 // Tensors in expected order (expected_tensors order, optional ones when present).
 std::vector<std::string> ordered_tensor_names(const Model& model);
 

@@ -77,9 +77,19 @@ void SequentialReader::skip(uint64_t n, const char* what) {
 }
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {
+  refuse_directory_output(path);
   tmp_path_ = path + ".tmp." + std::to_string(::getpid());
   f_ = std::fopen(tmp_path_.c_str(), "wb");
   if (!f_) throw InputError("cannot create '" + tmp_path_ + "': " + std::strerror(errno));
+}
+
+// A full disk, a quota or a file-size limit is a resource the user can free (exit 5); any other
+// write failure is unexpected.
+void AtomicFile::throw_write_error(const char* verb) const {
+  const int e = errno;
+  const std::string what = std::string("cannot ") + verb + " '" + tmp_path_ + "': " + std::strerror(e);
+  if (e == ENOSPC || e == EDQUOT || e == EFBIG) throw ResourceError(what + " (free space or choose another output directory)");
+  throw Error(what, kExitInternal);
 }
 
 AtomicFile::~AtomicFile() {
@@ -88,9 +98,7 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::write(const void* data, uint64_t n) {
-  if (n && std::fwrite(data, 1, n, f_) != n) {
-    throw Error("cannot write '" + tmp_path_ + "': " + std::strerror(errno), kExitInternal);
-  }
+  if (n && std::fwrite(data, 1, n, f_) != n) throw_write_error("write");
   position_ += n;
 }
 
@@ -105,14 +113,12 @@ void AtomicFile::write_zeros(uint64_t n) {
 
 void AtomicFile::pwrite_at(uint64_t offset, const void* data, uint64_t n) {
   if (std::fflush(f_) != 0 || ::pwrite(fileno(f_), data, n, static_cast<off_t>(offset)) != static_cast<ssize_t>(n)) {
-    throw Error("cannot write '" + tmp_path_ + "': " + std::strerror(errno), kExitInternal);
+    throw_write_error("write");
   }
 }
 
 void AtomicFile::commit() {
-  if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0) {
-    throw Error("cannot flush '" + tmp_path_ + "': " + std::strerror(errno), kExitInternal);
-  }
+  if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0) throw_write_error("flush");
   std::fclose(f_);
   f_ = nullptr;
   if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
@@ -127,7 +133,16 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
   f.commit();
 }
 
+void refuse_directory_output(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw UsageError("output '" + path + "' is a directory; name a file (for example '" +
+                     (std::filesystem::path(path) / "out").string() + "')");
+  }
+}
+
 void refuse_existing_output(const std::string& path, bool force) {
+  refuse_directory_output(path);
   if (!force && std::filesystem::exists(path)) throw UsageError("'" + path + "' exists; pass --force to overwrite it");
 }
 

@@ -76,6 +76,8 @@ class AtomicFile {
   void commit();
 
  private:
+  [[noreturn]] void throw_write_error(const char* verb) const;
+
   std::string path_, tmp_path_;
   FILE* f_ = nullptr;
   uint64_t position_ = 0;
@@ -88,7 +90,10 @@ void write_file_atomically(const std::string& path, const std::string& bytes);
 // The one overwrite guard of every command that writes an output file: throws UsageError
 // "'PATH' exists; pass --force to overwrite it" when `path` exists and `force` is false.
 // Checked before any work starts, so a long run never ends by refusing to write.
+// Also refuses a directory (even with --force), via refuse_directory_output.
 void refuse_existing_output(const std::string& path, bool force);
+// UsageError "output 'PATH' is a directory" when `path` is one; AtomicFile checks it too.
+void refuse_directory_output(const std::string& path);
 
 // One short phrase saying what a file looks like from its first bytes ("a zip archive (PyTorch
 // .pth checkpoint)", "a git-lfs pointer", "a GGUF file", "an rwkv.cpp model", "a safetensors

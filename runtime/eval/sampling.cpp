@@ -7,6 +7,16 @@
 
 namespace rwkvlite {
 
+void require_finite_logits(const float* logits, int64_t n, const std::string& whose, const std::string& where) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(logits[i])) {
+      throw InputError(whose + " logits at " + where + " are not finite (logit " + std::to_string(i) + " is " +
+                       (std::isnan(logits[i]) ? "NaN" : "Inf") +
+                       "): the weights overflow in evaluation; the model file is corrupt or mis-scaled");
+    }
+  }
+}
+
 Sampler::Sampler(uint64_t seed, float temperature, float top_p) : rng_(seed), temperature_(temperature), top_p_(top_p) {
   if (!(temperature >= 0)) throw UsageError("--temperature must be >= 0");
   if (!(top_p > 0 && top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");

@@ -5,9 +5,15 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace rwkvlite {
+
+// Throws InputError "<whose> logits at <where> are not finite (...)" when any of the n logits is
+// NaN or Inf: finite weights can still overflow, and bits per byte or a sample computed from
+// such logits would be NaN or garbage reported as a success.
+void require_finite_logits(const float* logits, int64_t n, const std::string& whose, const std::string& where);
 
 class Sampler {
  public:

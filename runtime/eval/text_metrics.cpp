@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "runtime/core/error.h"
+#include "runtime/eval/sampling.h"
 
 namespace rwkvlite {
 namespace {
@@ -49,12 +50,14 @@ TextMetrics evaluate_text(TokenPredictor& model, const std::vector<int32_t>& tok
     model.feed(tokens[i], logits.data());
     model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const int32_t next = tokens[i + 1];
+    require_finite_logits(logits.data(), V, "the model's", "token " + std::to_string(i));
     log_softmax(logits.data(), V, lp);
     m.total_bits += -lp[next] / std::log(2.0);
     const int64_t top = argmax(logits.data(), V);
     correct += top == next;
     if (reference) {
       reference->feed(tokens[i], ref_logits.data());
+      require_finite_logits(ref_logits.data(), V, "the reference model's", "token " + std::to_string(i));
       log_softmax(ref_logits.data(), V, ref_lp);
       ref_bits += -ref_lp[next] / std::log(2.0);
       agree += argmax(ref_logits.data(), V) == top;

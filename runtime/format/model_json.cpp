@@ -4,6 +4,7 @@
 #include <limits>
 #include <utility>
 
+#include "runtime/core/arch.h"
 #include "runtime/core/error.h"
 
 namespace rwkvlite::format {
@@ -39,8 +40,9 @@ ArchInfo arch_from_json(const nlohmann::json& arch) {
   const auto eps = arch.find("ln_x_eps");
   if (eps == arch.end() || !eps->is_number()) throw InputError("compact header: 'arch' has no number field 'ln_x_eps'");
   const double v = eps->get<double>();
-  if (!(v > 0.0) || !std::isfinite(v) || v > std::numeric_limits<float>::max()) {
-    throw InputError("compact header: 'arch.ln_x_eps' must be a positive finite number");
+  if (!plausible_ln_x_eps(v)) {
+    throw InputError("compact header: 'arch.ln_x_eps' is " + std::to_string(v) + ", not in (0, " +
+                     std::to_string(kMaxLnXEps) + "]");
   }
   info.ln_x_eps = static_cast<float>(v);  // written from a float: converts back exactly
   return info;

@@ -1,5 +1,7 @@
 #include "runtime/store/compact_model.h"
 
+#include <cmath>
+
 #include "runtime/core/error.h"
 #include "runtime/core/file_io.h"
 #include "runtime/engine/build_weights.h"
@@ -31,6 +33,15 @@ Model decode_small_tensors(const format::CompactFile& file, ResidencyCounter& co
   for (const format::TensorInfo& t : file.tensors()) {
     if (!is_small_tensor(t.name)) continue;
     small.tensors[t.name] = file.decode_tensor(t.name);
+    // A checksum only proves the bytes are the ones written; a NaN written (or a header edited
+    // and re-checksummed) must still not load. Encoded projections are caught by the logit
+    // check of eval and generate instead (their rows are decoded lazily).
+    int64_t non_finite = 0;
+    for (float v : small.tensors[t.name].data) non_finite += !std::isfinite(v);
+    if (non_finite) {
+      throw InputError("'" + file.path() + "': tensor '" + t.name + "' has " + std::to_string(non_finite) +
+                       " NaN or Inf values");
+    }
     small_bytes += small.tensors[t.name].numel() * static_cast<int64_t>(sizeof(float));
   }
   if (file.find(layout::kFoldedEmbedding) && !small.tensors.contains(layout::kLn0Weight)) {

@@ -336,7 +336,7 @@ TEST_CASE("malformed .pth archives are rejected with InputError", "[pth]") {
   CHECK_THAT(pth_error(make_archive("no-storage.pth", {{"data.pkl", pickle}})),
              Catch::Contains("has no record data/0 (the storage of tensor 'w')"));
   CHECK_THAT(pth_error(make_archive("short-storage.pth", {{"data.pkl", pickle}, {"data/0", std::vector<uint8_t>(12)}})),
-             Catch::Contains("record data/0 has 12 bytes but tensor 'w' says its storage has 16"));
+             Catch::Contains("record data/0 declares 12 bytes in the zip directory but tensor 'w' says its storage has 16"));
   // A valid archive of a non-RWKV dict gets as far as model validation.
   CHECK_THROWS_AS(read_pth(make_archive("not-rwkv.pth", {{"data.pkl", pickle}, {"data/0", std::vector<uint8_t>(16)}})),
                   InputError);

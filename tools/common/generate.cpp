@@ -35,6 +35,7 @@ void generate(TokenPredictor& model, const Tokenizer& tokenizer, const GenerateA
   const int64_t sampled_ids = std::min<int64_t>(model.vocab_size(), tokenizer.vocab_size());
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < args.tokens; ++i) {
+    require_finite_logits(logits.data(), model.vocab_size(), "the model's", "generated token " + std::to_string(i));
     const int32_t next = sampler.sample(logits.data(), sampled_ids);
     const std::string& bytes = tokenizer.token_bytes(next);
     std::fwrite(bytes.data(), 1, bytes.size(), out);

@@ -1,5 +1,7 @@
 #include "tools/common/model_args.h"
 
+#include "tools/common/run_main.h"
+
 namespace rwkvlite::tools {
 
 void ModelArgs::add_to(CLI::App& cmd, const std::string& model_help, bool with_tokenizer) {
@@ -7,7 +9,8 @@ void ModelArgs::add_to(CLI::App& cmd, const std::string& model_help, bool with_t
   cmd.add_option("--threads", threads, "Worker threads for matrix products")->check(CLI::Range(1, 256));
   cmd.add_option("--ln-x-eps", ln_x_eps,
                  "Group-norm epsilon of v5/v6/v7 time-mix in a dense model (default: what the file implies; "
-                 "rwkv.cpp files use 1e-5 for v5 and 64e-5 for v6/v7, BlinkDL .pth files 64e-5)");
+                 "rwkv.cpp files use 1e-5 for v5 and 64e-5 for v6/v7, BlinkDL .pth files 64e-5)")
+      ->check(group_norm_epsilon());
   if (with_tokenizer) {
     cmd.add_option("--tokenizer", tokenizer,
                    "bytes | world | PATH to a World-format vocabulary (default: from the vocabulary size)");

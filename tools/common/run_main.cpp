@@ -2,16 +2,50 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <new>
 
+#include "runtime/core/arch.h"
 #include "runtime/core/error.h"
 #include "runtime/core/logging.h"
 
 namespace rwkvlite::tools {
 
 void LoggingArgs::add_to(CLI::App& app) {
-  auto* l = app.add_option("--log-level", level, "trace, debug, info, warn, error or off")->capture_default_str();
+  // Checked while parsing, so an unknown level is a usage message before any logger exists.
+  auto* l = app.add_option("--log-level", level, "trace, debug, info, warn, error or off")
+                ->capture_default_str()
+                ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr (same as --log-level warn)")->excludes(l);
+}
+
+const CLI::Validator& output_file() {
+  static const CLI::Validator v(
+      [](const std::string& path) -> std::string {
+        std::error_code ec;
+        if (path != "-" && std::filesystem::is_directory(path, ec)) {
+          return "'" + path + "' is a directory; name a file (for example '" +
+                 (std::filesystem::path(path) / "out").string() + "')";
+        }
+        return "";
+      },
+      "FILE");
+  return v;
+}
+
+const CLI::Validator& group_norm_epsilon() {
+  static const CLI::Validator v(
+      [](const std::string& text) -> std::string {
+        char* end = nullptr;
+        const double eps = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0' || !plausible_ln_x_eps(eps)) {
+          return "the group-norm epsilon must be a number in (0, " + std::to_string(kMaxLnXEps) + "], not '" + text + "'";
+        }
+        return "";
+      },
+      "EPS");
+  return v;
 }
 
 int run_main(CLI::App& app, int argc, char** argv, const LoggingArgs& logging, const Action& action) {

@@ -23,6 +23,13 @@ struct LoggingArgs {
   std::string effective_level() const { return quiet ? "warn" : level; }
 };
 
+// CLI11 check for every option naming an output file: a directory is a usage error (exit 2)
+// while parsing, before any work, not a failed rename at the end. "-" (stdout) passes.
+const CLI::Validator& output_file();
+
+// CLI11 check for --ln-x-eps: a number in (0, kMaxLnXEps] (NaN, Inf and 1e30 are usage errors).
+const CLI::Validator& group_norm_epsilon();
+
 // Parses argv into `app` (a parse error or --help exits 2 or 0 after CLI11's message), sets up
 // logging as `logging` says (read after parsing), then runs `action` (usage error when none was
 // chosen). Never throws.

@@ -8,6 +8,7 @@
 #include "runtime/core/file_io.h"
 #include "runtime/core/resource_usage.h"
 #include "runtime/eval/text_metrics.h"
+#include "tools/common/run_main.h"
 #include "tools/common/runtime_report.h"
 #include "tools/common/timed_predictor.h"
 
@@ -72,7 +73,7 @@ ordered_json report(const ModelArgs& args, const RunnableModel& model, const std
 void EvalArgs::add_to(CLI::App& cmd) {
   cmd.add_option("--reference", reference_path,
                  "Dense (or compact) reference model: adds top1_agreement, kl_mean and reference_bits_per_byte");
-  cmd.add_option("--json", json_path, "Also write the report as JSON to this file ('-': the JSON alone on stdout)");
+  cmd.add_option("--json", json_path, "Also write the report as JSON to this file ('-': the JSON alone on stdout)")->check(output_file());
 }
 
 ordered_json evaluate_on_text(const ModelArgs& model_args, RunnableModel& model, const Tokenizer& tokenizer,

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "compress/pipeline/option_reader.h"
+#include "compress/pipeline/toml_limits.h"
 #include "runtime/core/error.h"
 
 namespace rwkvlite::cli {
@@ -50,6 +51,7 @@ Thresholds load_thresholds(const std::string& path) {
   if (!in) throw UsageError("cannot read thresholds file '" + path + "'");
   std::ostringstream text;
   text << in.rdbuf();
+  check_toml_limits(text.str(), path);
   toml::table root;
   try {
     root = toml::parse(text.str(), path);

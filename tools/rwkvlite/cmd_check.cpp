@@ -101,7 +101,7 @@ void register_check(CLI::App& app, Action& action) {
                   "Compress report of the baseline model (default: BASELINE's model + .report.json, when it exists)");
   cmd->add_option("--blame-top", c->blame_top, "How many tensors the blame lists")->capture_default_str()->check(
       CLI::PositiveNumber);
-  cmd->add_option("--json", c->json_path, "Also write the verdict as JSON to this file ('-': the JSON alone on stdout)");
+  cmd->add_option("--json", c->json_path, "Also write the verdict as JSON to this file ('-': the JSON alone on stdout)")->check(tools::output_file());
   cmd->callback([&action, c] { action = [c] { return run_check(*c); }; });
 }
 

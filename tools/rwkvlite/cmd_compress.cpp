@@ -49,7 +49,7 @@ void register_compress(CLI::App& app, Action& action) {
   cmd->add_option("model", c->inputs,
                   "Dense model: rwkv.cpp .bin, .safetensors or .pth; with --output-dir several, and quoted glob "
                   "patterns");
-  cmd->add_option("-o,--output", o->output_path, "Compact output file (one MODEL)");
+  cmd->add_option("-o,--output", o->output_path, "Compact output file (one MODEL)")->check(tools::output_file());
   cmd->add_option("--output-dir", c->output_dir, "Batch: write DIR/<model stem>.rwkvlite for every MODEL");
   cmd->add_option("--inputs", c->inputs_list,
                   "Batch: a file of model paths, one per line ('#' comments; relative to the file's directory)");
@@ -59,8 +59,9 @@ void register_compress(CLI::App& app, Action& action) {
   cmd->add_flag("--dry-run", o->dry_run, "Print the planned file size and peak memory without compressing");
   cmd->add_flag("--force", o->force, "Overwrite existing output files");
   cmd->add_option("--threads", o->threads, "Worker threads")->check(CLI::Range(1, 256));
-  cmd->add_option("--ln-x-eps", o->ln_x_eps, "Group-norm epsilon override (see rwkvlite eval --help)");
-  cmd->add_option("--report", o->report_path, "JSON report path (default: OUTPUT.report.json; not in a batch). Never the input or the output; an existing report needs --force, like the output");
+  cmd->add_option("--ln-x-eps", o->ln_x_eps, "Group-norm epsilon override (see rwkvlite eval --help)")
+      ->check(tools::group_norm_epsilon());
+  cmd->add_option("--report", o->report_path, "JSON report path (default: OUTPUT.report.json; not in a batch). Never the input or the output; an existing report needs --force, like the output")->check(tools::output_file());
   cmd->add_option("--calibration-cache", o->calibration_cache_dir,
                   "Directory of cached calibration statistics, shared by runs (docs/config.md)")
       ->envname("RWKVLITE_CALIBRATION_CACHE");

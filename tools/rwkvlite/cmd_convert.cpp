@@ -18,7 +18,8 @@ void register_convert(CLI::App& app, Action& action) {
   auto force = std::make_shared<bool>(false);
   args->add_to(*cmd, "Model file: rwkv.cpp .bin, .safetensors or .pth", false);
   cmd->add_option("output", *out, "Output file; format from the extension: .bin (rwkv.cpp), .safetensors, .pth")
-      ->required();
+      ->required()
+      ->check(tools::output_file());
   cmd->add_option("--dtype", *dtype, "Stored precision")->check(CLI::IsMember({"fp32", "fp16", "bf16"}))->capture_default_str();
   cmd->add_flag("--force", *force, "Overwrite an existing output file");
   cmd->callback([&action, args, out, dtype, force] {

@@ -25,7 +25,7 @@ void register_logits(CLI::App& app, Action& action) {
   auto* p = cmd->add_option("--prompt", o->prompt, "Prompt text");
   auto* h = cmd->add_option("--prompt-hex", o->prompt_hex, "Prompt as hex bytes, e.g. 22696e");
   p->excludes(h);
-  cmd->add_option("-o,--output", o->out, "Binary output file (default: one logit per line on stdout)");
+  cmd->add_option("-o,--output", o->out, "Binary output file (default: one logit per line on stdout)")->check(tools::output_file());
   cmd->callback([&action, args, o] {
     action = [args, o] {
       const std::string prompt = o->prompt_hex.empty() ? o->prompt : parse_hex(o->prompt_hex);

@@ -37,7 +37,7 @@ void register_synthesize(CLI::App& app, Action& action) {
   cmd->add_option("--head-size", a->model.head_size, "Time-mix head size")->capture_default_str();
   cmd->add_option("--seed", a->model.seed, "Seed of every value")->required();
   cmd->add_option("--dtype", a->dtype, "Stored precision")->check(CLI::IsMember({"fp32", "fp16", "bf16"}))->capture_default_str();
-  cmd->add_option("-o,--output", a->output, "Output file; format from the extension: .bin, .safetensors, .pth")->required();
+  cmd->add_option("-o,--output", a->output, "Output file; format from the extension: .bin, .safetensors, .pth")->required()->check(tools::output_file());
   cmd->add_flag("--force", a->force, "Overwrite an existing output file");
   cmd->callback([&action, a] {
     action = [a] {

@@ -10,6 +10,7 @@
 #include "compress/pipeline/config.h"
 #include "compress/pipeline/did_you_mean.h"
 #include "compress/pipeline/pipeline.h"
+#include "compress/pipeline/toml_limits.h"
 #include "runtime/core/error.h"
 
 namespace rwkvlite::cli {
@@ -207,6 +208,7 @@ std::string params_text(const SweepRun& run) {
 
 SweepSpec load_sweep(const std::string& path, const PassRegistry& passes) {
   const std::string text = read_file_text(path, "sweep file");
+  check_toml_limits(text, path);
   toml::table root;
   try {
     root = toml::parse(text, path);
