@@ -36,7 +36,10 @@ void finalize_and_validate(Model& model, const std::string& source_description);
 // Range of group-norm epsilons accepted from a file or the command line: real models use 1e-5
 // to 64e-5, and a value of 1 or more (or NaN) would silently flatten every head's output.
 inline constexpr double kMaxLnXEps = 0.1;
-inline bool plausible_ln_x_eps(double eps) { return eps > 0 && eps <= kMaxLnXEps; }  // false for NaN
+// Compared as the float the model stores, so that 0.1 written as a float (0.10000000149) reads back.
+inline bool plausible_ln_x_eps(double eps) {  // false for NaN
+  return eps > 0 && static_cast<float>(eps) <= static_cast<float>(kMaxLnXEps);
+}
 
 // Tensors in expected order (expected_tensors order, optional ones when present).
 std::vector<std::string> ordered_tensor_names(const Model& model);
