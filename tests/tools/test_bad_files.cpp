@@ -361,10 +361,21 @@ const std::vector<Row>& rows() {
 
 }  // namespace
 
+// Builds without LibTorch (the sanitizer build) neither write nor read .pth: their rows are skipped.
+static bool cli_handles_pth() {
+  static const bool handles =
+      run("rwkvlite", "convert " + kTinyBin + " '" + dir() + "/probe.pth' --force -q").exit_code == 0;
+  return handles;
+}
+
 TEST_CASE("every bad file of the table fails with its exit code and one clear message", "[bad-files]") {
   REQUIRE(rows().size() >= 30);
   for (const Row& row : rows()) {
     INFO(row.name);
+    if (std::string(row.name).rfind("pth:", 0) == 0 && !cli_handles_pth()) {
+      WARN("skipped: this rwkvlite has no LibTorch, so no .pth: " << row.name);
+      continue;
+    }
     const std::string args = row.make();
     const Result r = run("rwkvlite", args);
     INFO("stderr: " << r.err.substr(0, 600));
