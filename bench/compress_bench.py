@@ -12,6 +12,7 @@ fresh (no calibration cache).
 """
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -76,7 +77,7 @@ def main():
         r = compress(bindir, source, config, args.work / f"{config}.rwkvlite", args.threads)
         log(f"{config}: {r['seconds']:.1f} s, peak RSS {mb(r['peak_rss_bytes']):.0f} MB")
         results.append(r)
-    machine["load_average_at_end"] = list(__import__("os").getloadavg())
+    machine["load_average_at_end"] = list(os.getloadavg())
     md = "\n".join([
         "## Compressor: synthetic 0.1B shape", "",
         f"Machine: {machine['cpu_model']}, {machine['logical_cpus']} logical CPUs, {machine['ram_bytes'] / 2**30:.0f} GiB; "
