@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-60}
 shift || true
-ALL_TARGETS=(rwkvcpp safetensors compact compress_config sweep torch_pickle world_vocab)
+ALL_TARGETS=(rwkvcpp safetensors compact compress_config sweep torch_pickle zip_directory world_vocab)
 TARGETS=("$@")
 ((${#TARGETS[@]})) || TARGETS=("${ALL_TARGETS[@]}")
 BUILD_DIR=${BUILD_DIR:-build-fuzz}

@@ -6,12 +6,12 @@
 #   - the first 4 KB of each real tiny model (header and first tensor records);
 #   - with a normal build's rwkvlite (RWKVLITE=..., default build/bin/rwkvlite): tiny synthetic
 #     v5.2 and v7 models as .bin (fp32, fp16), .safetensors (f32, bf16), compact files from a
-#     few configs, and, when that build has LibTorch, the data.pkl of a .pth.
+#     few configs, and, when that build has LibTorch, a whole small .pth and its data.pkl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${OUT_DIR:-build-fuzz/seeds}
 RWKVLITE=${RWKVLITE:-build/bin/rwkvlite}
-mkdir -p "$OUT_DIR"/{rwkvcpp,safetensors,compact,compress_config,sweep,torch_pickle,world_vocab}
+mkdir -p "$OUT_DIR"/{rwkvcpp,safetensors,compact,compress_config,sweep,torch_pickle,zip_directory,world_vocab}
 
 cp configs/*.toml configs/regression/*.toml "$OUT_DIR/compress_config/"
 cp configs/sweeps/*.toml "$OUT_DIR/sweep/"
@@ -42,6 +42,7 @@ for arch in v5.2 v7; do
       echo "fuzz_seeds: compress $arch with $c failed (seed skipped)" >&2
   done
   if "$RWKVLITE" "${common[@]}" --dtype fp32 -o "$tmp/m.pth" >/dev/null 2>&1; then
+    cp "$tmp/m.pth" "$OUT_DIR/zip_directory/synth-$arch.pth"
     python3 - "$tmp/m.pth" "$OUT_DIR/torch_pickle/synth-$arch.pkl" <<'PY'
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z:

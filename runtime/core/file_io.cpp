@@ -1,6 +1,7 @@
 #include "runtime/core/file_io.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,9 +77,52 @@ void SequentialReader::skip(uint64_t n, const char* what) {
   offset_ += n;
 }
 
+namespace {
+
+// This machine's name, as it appears in temporary names: outputs may sit on a filesystem
+// that processes of other machines write to (a Slurm sweep), whose pids mean nothing here.
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || !name[0]) return "localhost";
+  std::string s(name);
+  std::replace(s.begin(), s.end(), '/', '_');
+  return s;
+}
+
+// The temporary prefix of `path` for processes of this machine: "PATH.tmp.HOST.".
+std::string temporary_prefix(const std::string& path) { return path + ".tmp." + host_name() + "."; }
+
+// A SIGKILL (or a power cut) runs no destructor, so a killed writer leaves PATH.tmp.HOST.PID
+// behind. Before writing PATH again, its temporaries from this machine whose process is gone
+// are removed. Those of live processes (another run writing the same path) and of other
+// machines are left alone; a removal that fails only leaves the litter.
+void remove_stale_temporaries(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path prefix(temporary_prefix(path));
+  const fs::path dir = prefix.has_parent_path() ? prefix.parent_path() : fs::path(".");
+  const std::string stem = prefix.filename().string();
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= stem.size() || name.compare(0, stem.size(), stem) != 0) continue;
+    const std::string pid_text = name.substr(stem.size());
+    if (pid_text.size() > 9 || !std::all_of(pid_text.begin(), pid_text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      continue;
+    }
+    const long pid = std::stol(pid_text);
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    std::error_code remove_ec;
+    fs::remove(it->path(), remove_ec);
+  }
+}
+
+}  // namespace
+
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {
   refuse_directory_output(path);
-  tmp_path_ = path + ".tmp." + std::to_string(::getpid());
+  remove_stale_temporaries(path);
+  tmp_path_ = temporary_prefix(path) + std::to_string(::getpid());
   f_ = std::fopen(tmp_path_.c_str(), "wb");
   if (!f_) throw InputError("cannot create '" + tmp_path_ + "': " + std::strerror(errno));
 }

@@ -62,6 +62,8 @@ class SequentialReader {
 // Writes `path` atomically: data goes to a temporary file in the same directory, which
 // commit() flushes, fsyncs and renames over `path`. Destroying an uncommitted AtomicFile
 // removes the temporary, so a crash or an exception never leaves a half-written output.
+// The temporary is PATH.tmp.HOST.PID; one left by a killed process of this machine is removed
+// the next time PATH is written.
 class AtomicFile {
  public:
   explicit AtomicFile(const std::string& path);

@@ -169,6 +169,9 @@ std::optional<SparseFfnMeta> SparseFfnMeta::from_json(const nlohmann::json& meta
     const std::optional<int64_t> layer = integer_at(entry, "layer", where);
     if (!layer) continue;
     const std::string lw = where + " layer " + std::to_string(*layer);
+    // One entry per layer: with two, which settings apply would depend on lookup order.
+    if (*layer < 0) throw InputError(lw + ": metadata 'sparse_ffn.layers' names a negative layer");
+    if (meta.layer(*layer)) throw InputError(lw + ": metadata 'sparse_ffn.layers' lists the layer twice");
     meta.layers.push_back({*layer, number_at(entry, "mlp_threshold", lw), integer_at(entry, "sign_top_k", lw)});
   }
   return meta;

@@ -1,6 +1,8 @@
 #include "runtime/store/compact_model.h"
 
 #include <cmath>
+#include <optional>
+#include <set>
 
 #include "runtime/core/error.h"
 #include "runtime/core/file_io.h"
@@ -13,6 +15,39 @@
 
 namespace rwkvlite {
 namespace {
+
+// A header edited consistently, with its checksum recomputed, passes every structural check of
+// the format, whose dims are opaque to it. What the engine relies on is checked here: every
+// block tensor and every per-layer metadata entry belongs to a layer the dims declare, so a
+// changed layer count cannot silently drop layers (the builder looks up layers 0..n_layer-1
+// and fails on a missing one; one beyond them it would never see).
+void check_layers_against_dims(const format::CompactFile& file, const ModelDims& dims) {
+  const std::string where = "'" + file.path() + "'";
+  std::set<int64_t> layers_present;  // not a vector of n_layer flags: n_layer is the file's word
+  for (const format::TensorInfo& t : file.tensors()) {
+    const std::optional<int64_t> layer = layout::layer_index(t.name);
+    if (!layer) continue;
+    if (*layer >= dims.n_layer) {
+      throw InputError(where + ": tensor '" + t.name + "' belongs to layer " + std::to_string(*layer) +
+                       ", but the header's dims declare " + std::to_string(dims.n_layer) + " layers");
+    }
+    layers_present.insert(*layer);
+  }
+  if (static_cast<int64_t>(layers_present.size()) != dims.n_layer) {
+    int64_t missing = 0;  // the first layer without tensors; all present ones are below n_layer
+    while (layers_present.contains(missing)) ++missing;
+    throw InputError(where + ": the header's dims declare " + std::to_string(dims.n_layer) +
+                     " layers, but the file has no tensors of layer " + std::to_string(missing));
+  }
+  if (const std::optional<layout::SparseFfnMeta> meta = layout::SparseFfnMeta::from_json(file.metadata(), where)) {
+    for (const layout::SparseFfnLayerMeta& entry : meta->layers) {
+      if (entry.layer >= dims.n_layer) {
+        throw InputError(where + ": metadata sparse_ffn.layers names layer " + std::to_string(entry.layer) +
+                         ", but the header's dims declare " + std::to_string(dims.n_layer) + " layers");
+      }
+    }
+  }
+}
 
 // Tensors decoded to FP32 for the builder's translation code: everything the providers do not
 // read themselves (norms, mixes, decays, LoRA factors).
@@ -28,6 +63,7 @@ Model decode_small_tensors(const format::CompactFile& file, ResidencyCounter& co
   small.arch = arch.arch;
   small.ln_x_eps = arch.ln_x_eps;
   small.dims = format::dims_from_json(file.dims());
+  check_layers_against_dims(file, small.dims);
   small.source_format = "rwkvlite compact";
   int64_t small_bytes = 0;
   for (const format::TensorInfo& t : file.tensors()) {

@@ -133,12 +133,15 @@ TEST_CASE("layout metadata readers reject values of the wrong type with InputErr
                     Catch::Contains("'f' layer 2: metadata 'mlp_threshold' must be a number"));
   CHECK_THROWS_WITH(sparse({{"layers", {{{"layer", 2}, {"sign_top_k", 1.5}}}}}),
                     Catch::Contains("'sign_top_k' must be an integer"));
-  // Entries without a layer are ignored; the first entry of a layer wins.
-  const auto tolerant = sparse({{"layers", {{{"mlp_threshold", 1}}, {{"layer", 1}, {"sign_top_k", 3}},
-                                            {{"layer", 1}, {"sign_top_k", 4}}}}});
+  // Entries without a layer are ignored; a layer listed twice (which settings would apply?) or
+  // a negative layer is refused.
+  const auto tolerant = sparse({{"layers", {{{"mlp_threshold", 1}}, {{"layer", 1}, {"sign_top_k", 3}}}}});
   REQUIRE(tolerant);
-  CHECK(tolerant->layers.size() == 2);
+  CHECK(tolerant->layers.size() == 1);
   CHECK(tolerant->layer(1)->sign_top_k == 3);
+  CHECK_THROWS_WITH(sparse({{"layers", {{{"layer", 1}, {"sign_top_k", 3}}, {{"layer", 1}, {"sign_top_k", 4}}}}}),
+                    Catch::Contains("'f' layer 1: metadata 'sparse_ffn.layers' lists the layer twice"));
+  CHECK_THROWS_WITH(sparse({{"layers", {{{"layer", -2}, {"sign_top_k", 3}}}}}), Catch::Contains("negative layer"));
   // Ranges an option can override are the store's to check.
   CHECK(sparse({{"neuron_cache_fraction", 7}})->neuron_cache_fraction == 7);
 

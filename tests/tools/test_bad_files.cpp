@@ -12,8 +12,10 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "runtime/format/compact_format.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/test_support.h"
 
@@ -102,6 +104,24 @@ std::string segments(int n) {
   return s;
 }
 
+// compact: the valid file with its JSON header edited and the preamble made consistent again
+// (header size, file size, header checksum), as someone editing a file on purpose would do. The
+// format's own checks all pass; what must catch these is the loader's check against the dims.
+Bytes compact_with_header(const std::function<void(json&)>& edit) {
+  Bytes b = valid(".rwkvlite");
+  const uint64_t header_offset = get_u64(b, 16);
+  json h = json::parse(b.substr(header_offset, get_u64(b, 24)));
+  edit(h);
+  const std::string text = h.dump();
+  b.resize(header_offset);
+  b += text;
+  put_u64(b, 24, text.size());
+  put_u64(b, 48, b.size());
+  put_u64(b, 56, rwkvlite::format::xxh64(text.data(), text.size()));
+  return b;
+}
+std::string eval_compact(const Bytes& b) { return "eval " + write("m.rwkvlite", b) + " --max-bytes 64"; }
+
 struct Row {
   const char* name;
   std::function<std::string()> make;  // writes the file(s), returns the command line after `rwkvlite`
@@ -112,6 +132,36 @@ struct Row {
 std::string inspect(const std::string& file) { return "inspect " + file; }
 std::string compress_with(const std::string& config_text) {
   return "compress " + kTinyBin + " -o '" + dir() + "/out.rwkvlite' --force -c " + write("config.toml", config_text);
+}
+
+// The data offset and element count of the f32 tensor `name` of a rwkv.cpp file.
+std::pair<size_t, size_t> bin_tensor(const Bytes& b, const std::string& name) {
+  size_t at = 24;
+  while (at + 12 <= b.size()) {
+    const uint32_t n_dims = get_u32(b, at), key_len = get_u32(b, at + 4), dtype = get_u32(b, at + 8);
+    size_t numel = 1;
+    for (uint32_t i = 0; i < n_dims; ++i) numel *= get_u32(b, at + 12 + 4 * i);
+    const size_t key_at = at + 12 + 4 * n_dims, data_at = key_at + key_len;
+    if (b.compare(key_at, key_len, name) == 0) {
+      REQUIRE(dtype == 0);
+      return {data_at, numel};
+    }
+    at = data_at + numel * (dtype == 0 ? 4 : 2);
+  }
+  FAIL("no tensor " << name);
+  return {0, 0};
+}
+
+// The valid .bin with every head weight set to a large finite float: the file is valid, its
+// logits are not.
+Bytes bin_with_overflowing_head() {
+  Bytes b = valid(".bin");
+  const auto [at, n] = bin_tensor(b, "head.weight");
+  for (size_t i = 0; i < n; ++i) {
+    const float v = (i % 2 ? -3e38f : 3e38f);
+    std::memcpy(&b[at + 4 * i], &v, 4);
+  }
+  return b;
 }
 
 Bytes bin_with(const std::function<void(Bytes&)>& edit) {
@@ -168,6 +218,12 @@ const std::vector<Row>& rows() {
                                                   std::numeric_limits<float>::infinity())));
        },
        3, "NaN or Inf values"},
+      {"bin: finite weights whose logits overflow (eval)",
+       [] { return "eval " + write("m.bin", bin_with_overflowing_head()) + " --max-bytes 16"; }, 3,
+       "logits at token 0 are not finite"},
+      {"bin: finite weights whose logits overflow (generate)",
+       [] { return "generate " + write("m.bin", bin_with_overflowing_head()) + " --prompt 'To be' -n 4"; }, 3,
+       "logits at the end of the prompt are not finite"},
 
       // ---- safetensors ----
       {"safetensors: header larger than the file",
@@ -304,6 +360,34 @@ const std::vector<Row>& rows() {
       {"compact: truncated to half",
        [] { return inspect(write("m.rwkvlite", valid(".rwkvlite").substr(0, valid(".rwkvlite").size() / 2))); }, 3,
        "it looks like an rwkvlite compact file"},
+
+      {"compact: dims declare one layer fewer (header checksum recomputed)",
+       [] { return eval_compact(compact_with_header([](json& h) { h["dims"]["n_layer"] = h["dims"]["n_layer"].get<int>() - 1; })); },
+       3, "belongs to layer 11, but the header's dims declare 11 layers"},
+      {"compact: dims declare one layer more (header checksum recomputed)",
+       [] { return eval_compact(compact_with_header([](json& h) { h["dims"]["n_layer"] = h["dims"]["n_layer"].get<int>() + 1; })); },
+       3, "declare 13 layers, but the file has no tensors of layer 12"},
+      {"compact: sparse channel-mix metadata lists a layer twice (header checksum recomputed)",
+       [] {
+         return eval_compact(compact_with_header([](json& h) {
+           h["metadata"]["sparse_ffn"] = {{"layers", {{{"layer", 0}, {"sign_top_k", 8}}, {{"layer", 0}, {"sign_top_k", 64}}}}};
+         }));
+       },
+       3, "lists the layer twice"},
+      {"compact: sparse channel-mix metadata names a layer the dims do not have (header checksum recomputed)",
+       [] {
+         return eval_compact(compact_with_header([](json& h) {
+           h["metadata"]["sparse_ffn"] = {{"layers", {{{"layer", 99}, {"sign_top_k", 8}}}}};
+         }));
+       },
+       3, "names layer 99, but the header's dims declare"},
+
+      // ---- tokenizer vocabulary ----
+      {"vocabulary: a line that is not a token entry",
+       [] {
+         return "eval " + kTinyBin + " --tokenizer " + write("vocab.txt", "1 'a' 1\nthis is not an entry\n");
+       },
+       3, "vocab.txt"},
 
       // ---- TOML configs and sweep files ----
       {"config: a table header of 100,000 segments", [] { return compress_with("[" + segments(100'000) + "]\n"); }, 2,

@@ -132,11 +132,24 @@ TEST_CASE("compress killed with SIGKILL leaves the previous output intact and no
   CHECK(kill_at(spawn_rwkvlite(with({"-o", fresh}), err), err, {"mid-way", 1000, nullptr}));
   CHECK_FALSE(fs::exists(fresh));
   CHECK_FALSE(fs::exists(fresh + ".report.json"));
-  // A SIGKILL runs no destructor, so a kill during the write may leave OUT.tmp.<pid>: counted
+  // A SIGKILL runs no destructor, so a kill during the write may leave OUT.tmp.HOST.PID: counted
   // here (it is litter, named by the dead pid, and never read as the output).
   const size_t stale = leftovers(dir, "fresh.rwkvlite").size() + leftovers(dir, "out.rwkvlite").size();
   std::cout << "compress SIGKILL: " << killed << "/" << points.size() << " runs killed before finishing; " << stale
             << " stale temporary file(s) left\n";
+
+  // Litter of each kind beside the next output: a dead process's temporary, which the next write
+  // removes, and those of a live process and of another machine, which it must leave alone.
+  char host[256] = {};
+  REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  REQUIRE(dead > 0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string of_dead = fresh + ".tmp." + host + "." + std::to_string(dead);
+  const std::string of_live = fresh + ".tmp." + host + "." + std::to_string(::getpid());
+  const std::string of_other_host = fresh + ".tmp.another-machine." + std::to_string(dead);
+  for (const std::string& p : {of_dead, of_live, of_other_host}) write_file(p, "partial");
 
   // The rerun needs no --force and no cleanup, and writes the same bytes as the first run.
   const Result again = run("rwkvlite", base_args + " -o '" + fresh + "'");
@@ -144,6 +157,11 @@ TEST_CASE("compress killed with SIGKILL leaves the previous output intact and no
   REQUIRE(again.exit_code == 0);
   CHECK(run("rwkvlite", "verify '" + fresh + "'").exit_code == 0);
   CHECK(read_all(fresh) == previous);
+  CHECK_FALSE(fs::exists(of_dead));
+  CHECK(fs::exists(of_live));
+  CHECK(fs::exists(of_other_host));
+  // Every temporary of a killed run of this machine is gone with it.
+  CHECK(leftovers(dir, "fresh.rwkvlite").size() == 2);
 }
 
 TEST_CASE("A full disk ends compress and convert with an error and no partial file", "[tools][crash]") {

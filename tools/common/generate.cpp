@@ -29,13 +29,15 @@ void generate(TokenPredictor& model, const Tokenizer& tokenizer, const GenerateA
   std::vector<float> logits(static_cast<size_t>(model.vocab_size()));
   model.reset();
   model.feed_sequence(prompt.data(), prompt.size(), logits.data());
+  // Checked before anything is printed: a model whose logits overflow gets its error alone.
+  require_finite_logits(logits.data(), model.vocab_size(), "the model's", "the end of the prompt");
   std::fwrite(args.prompt.data(), 1, args.prompt.size(), out);
   // World heads have 65,536 rows but the vocabulary assigns ids only up to 65,529: never
   // sample an id the tokenizer cannot turn into bytes.
   const int64_t sampled_ids = std::min<int64_t>(model.vocab_size(), tokenizer.vocab_size());
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < args.tokens; ++i) {
-    require_finite_logits(logits.data(), model.vocab_size(), "the model's", "generated token " + std::to_string(i));
+    if (i > 0) require_finite_logits(logits.data(), model.vocab_size(), "the model's", "generated token " + std::to_string(i));
     const int32_t next = sampler.sample(logits.data(), sampled_ids);
     const std::string& bytes = tokenizer.token_bytes(next);
     std::fwrite(bytes.data(), 1, bytes.size(), out);
