@@ -80,6 +80,7 @@ class ClusterHeadPass : public Pass {
   explicit ClusterHeadPass(ClusterHeadOptions options);
 
   bool needs_calibration() const override { return true; }
+  CalibrationUse calibration_use() const override { return {.head_inputs = true}; }
   // UsageError: no LibTorch trainer in this build, head.weight missing (clustered already?)
   // or not [V, D], k > V, pca_dims > D, the source rows missing.
   void validate(const CompressedModel& model) const override;

@@ -81,6 +81,7 @@ class LowRankPass : public Pass {
   explicit LowRankPass(LowRankOptions options);  // calls options.check()
 
   bool needs_calibration() const override { return options_.activation_aware; }
+  CalibrationUse calibration_use() const override { return {.input_moments = options_.activation_aware}; }
   // UsageError when nothing matches, a match is not a 2-D "<base>.weight", or a budget
   // cannot give every target rank 1.
   void validate(const CompressedModel& model) const override;

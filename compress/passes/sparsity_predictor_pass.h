@@ -85,6 +85,7 @@ class SparsityPredictorPass : public Pass {
   explicit SparsityPredictorPass(SparsityPredictorOptions options);  // calls options.check()
 
   bool needs_calibration() const override { return true; }
+  CalibrationUse calibration_use() const override { return {.ffn_key_inputs = true}; }
   void validate(const CompressedModel& model) const override;
   // The tensors and metadata keys exactly; each layer's mlp_threshold is measured, so the
   // plan holds a placeholder and widens header_slack_bytes.

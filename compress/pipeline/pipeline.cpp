@@ -282,11 +282,26 @@ CalibrationOutcome calibrate(const CompressOptions& o, const Prepared& p) {
   return out;
 }
 
+// Frees the parts of `calibration` that none of passes[first, end) reads.
+void free_calibration_unused_from(const std::vector<PassSpec>& passes, size_t first, CalibrationData& calibration) {
+  CalibrationUse later;
+  for (size_t i = first; i < passes.size(); ++i) {
+    const CalibrationUse u = passes[i].pass->calibration_use();
+    later.input_moments |= u.input_moments;
+    later.ffn_key_inputs |= u.ffn_key_inputs;
+    later.head_inputs |= u.head_inputs;
+  }
+  if (!later.input_moments) calibration.input_second_moment.clear();
+  if (!later.ffn_key_inputs) std::vector<CalibrationData::Rows>().swap(calibration.ffn_key_inputs);
+  if (!later.head_inputs) calibration.head_inputs.resize(0, 0);
+}
+
 // Runs every pass in order on the model, logging each row as it completes; returns the
-// report rows.
-nlohmann::ordered_json run_passes(Prepared& p, const CalibrationData* calibration, int threads, StageMeter& meter) {
+// report rows. Calibration data is freed as soon as no later pass reads it.
+nlohmann::ordered_json run_passes(Prepared& p, CalibrationData* calibration, int threads, StageMeter& meter) {
   const PipelineConfig& config = p.config;
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  if (calibration) free_calibration_unused_from(config.passes, 0, *calibration);
   int index = 0;
   for (const PassSpec& spec : config.passes) {
     ++index;
@@ -313,6 +328,7 @@ nlohmann::ordered_json run_passes(Prepared& p, const CalibrationData* calibratio
     for (const PassReportRow& r : result) rows.push_back(row_json(spec.type, r));
     spdlog::info("pass {}/{} {} done: {} tensors in {:.2f} s", index, config.passes.size(), spec.type, result.size(),
                  seconds_since(t0));
+    if (calibration) free_calibration_unused_from(config.passes, static_cast<size_t>(index), *calibration);
   }
   return rows;
 }
@@ -382,7 +398,7 @@ int run_compress(const CompressOptions& o, const PassRegistry& passes) {
     return 0;
   }
   meter.next("calibration");
-  const CalibrationOutcome calibration = calibrate(o, p);
+  CalibrationOutcome calibration = calibrate(o, p);
   // Only calibration reads the dense model's values: the passes' model takes them over, so
   // the weights are never held twice (0.77 GB at the 0.1B shape).
   p.cm = CompressedModel::from_dense(std::move(p.model));
