@@ -1,6 +1,8 @@
 #include "compress/pipeline/tensor_selector.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cstdint>
 
 #include "runtime/core/error.h"
 
@@ -69,19 +71,47 @@ bool segments_match(const std::vector<std::string>& pattern, const std::vector<s
 }
 
 // std::regex compiles and matches by recursion (one level per term and per group), so a long or
-// deeply grouped expression overflows the stack; both are bounded before it sees the text.
+// deeply grouped expression overflows the stack; both are bounded before it sees the text. It
+// also reads numbers without an overflow check (a signed overflow: undefined behaviour) and
+// copies a term once per count of a repetition ("(a{999}){999}" is a million states), so digit
+// runs are short and the counts' product is bounded (as if every repetition were nested).
 void check_regex_limits(const std::string& text, const std::string& expr) {
   const std::string shown = text.size() > 60 ? text.substr(0, 60) + "..." : text;
   if (expr.size() > kRegexMaxLength) {
     invalid(shown, std::to_string(expr.size()) + " characters exceed the limit of " + std::to_string(kRegexMaxLength) +
                        " for a regular expression");
   }
+  size_t digits = 0;
+  for (char c : expr) {
+    digits = (c >= '0' && c <= '9') ? digits + 1 : 0;
+    if (digits > kRegexMaxDigits) {
+      invalid(shown, "a number of more than " + std::to_string(kRegexMaxDigits) +
+                         " digits exceeds the limit for a regular expression");
+    }
+  }
   int depth = 0;
   bool in_class = false;
+  int64_t repetitions = 1;
   for (size_t i = 0; i < expr.size(); ++i) {
     const char c = expr[i];
     if (c == '\\') {
       ++i;
+    } else if (!in_class && c == '{') {
+      // {n}, {n,} or {n,m}: the largest count given (digit runs are short, so no overflow).
+      int64_t count = 0, largest = 0;
+      for (size_t j = i + 1; j < expr.size() && expr[j] != '}'; ++j) {
+        if (expr[j] >= '0' && expr[j] <= '9') {
+          count = count * 10 + (expr[j] - '0');
+          largest = std::max(largest, count);
+        } else {
+          count = 0;
+        }
+      }
+      repetitions *= std::max<int64_t>(1, largest);
+      if (repetitions > kRegexMaxRepetitionProduct) {
+        invalid(shown, "repetition counts whose product exceeds " + std::to_string(kRegexMaxRepetitionProduct) +
+                           " exceed the limit for a regular expression");
+      }
     } else if (in_class) {
       in_class = c != ']';
     } else if (c == '[') {

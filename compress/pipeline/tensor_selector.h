@@ -21,6 +21,10 @@ namespace rwkvlite {
 // Bounds on "re:" patterns (std::regex recurses per term and per group; see compile()).
 constexpr size_t kRegexMaxLength = 1024;
 constexpr int kRegexMaxGroupDepth = 16;
+// std::regex reads numbers (back-references, repetition counts) into a long without an overflow
+// check, and expands a counted repetition into that many copies of its term.
+constexpr size_t kRegexMaxDigits = 6;
+constexpr int64_t kRegexMaxRepetitionProduct = 10000;
 
 class TensorPattern {
  public:

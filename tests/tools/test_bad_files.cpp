@@ -425,6 +425,14 @@ const std::vector<Row>& rows() {
                               std::string(100, ')') + "\"]\n");
        },
        2, "groups nested more than 16 deep"},
+      {"config: a regex back-reference of 20 digits (a signed overflow in std::regex; fuzz finding)",
+       [] {
+         return compress_with("[[pass]]\ntype = \"lowrank\"\ntargets = [\"re:\\\\99999999999999999999\"]\n");
+       },
+       2, "a number of more than 6 digits"},
+      {"config: nested regex repetitions of a million copies",
+       [] { return compress_with("[[pass]]\ntype = \"lowrank\"\ntargets = [\"re:((a{99}){99}){99}\"]\n"); }, 2,
+       "repetition counts whose product exceeds 10000"},
       {"config: -c names a directory",
        [] { return "compress " + kTinyBin + " -o '" + dir() + "/out.rwkvlite' --force -c '" + dir() + "'"; }, 2,
        "is a directory"},
