@@ -29,6 +29,21 @@ std::vector<uint8_t> encode_rows(const float* src, int64_t rows, int64_t cols, E
 void encode_rows_into(const float* src, int64_t rows, int64_t cols, Encoding encoding, const EncodingParams& params,
                       uint8_t* dst, int64_t first_row = 0);
 
+// Rows whose scales and codes a quantizer chose itself (compress/algo/error_aware_quant.h)
+// instead of the encoders above: the row's bytes from those choices, in the layout the
+// encoders write. i8 takes `i8_scale` (finite, >= 0) and codes in -127..127; group encodings
+// (i4) take per group g the fp16 bit patterns scale_bits[g] (finite, not negative) and
+// min_bits[g] (finite), and codes in 0..2^bits - 1. Throws Error (internal) for anything
+// outside those ranges. decode_row of the result is, per element, min + code * scale (group
+// encodings) or code * scale (i8), computed in float.
+struct ChosenRow {
+  float i8_scale = 0.0f;
+  const uint16_t* scale_bits = nullptr;  // one per group
+  const uint16_t* min_bits = nullptr;    // one per group
+  const int32_t* codes = nullptr;        // one per column
+};
+void pack_chosen_row(const ChosenRow& row, int64_t cols, const EncodingSpec& spec, uint8_t* dst);
+
 // Integer tables whose values do not all fit a float exactly (|v| > 2^24): stored as i32.
 std::vector<uint8_t> encode_rows_i32(const int32_t* src, int64_t rows, int64_t cols);
 

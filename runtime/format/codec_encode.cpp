@@ -229,6 +229,41 @@ std::vector<uint8_t> encode_rows(const float* src, int64_t rows, int64_t cols, E
   return out;
 }
 
+void pack_chosen_row(const ChosenRow& row, int64_t cols, const EncodingSpec& spec, uint8_t* dst) {
+  const auto fail = [&](const std::string& what) {
+    throw Error("pack_chosen_row (" + encoding_name(spec) + "): " + what, kExitInternal);
+  };
+  if (spec.encoding == Encoding::I8) {
+    if (!std::isfinite(row.i8_scale) || row.i8_scale < 0.0f) fail("scale " + value_text(row.i8_scale));
+    store_f32(dst, row.i8_scale);
+    int8_t* q = reinterpret_cast<int8_t*>(dst + kI8HeaderBytes);
+    for (int64_t c = 0; c < cols; ++c) {
+      if (row.codes[c] < -127 || row.codes[c] > 127) fail("code " + std::to_string(row.codes[c]));
+      q[c] = static_cast<int8_t>(row.codes[c]);
+    }
+    return;
+  }
+  if (spec.encoding != Encoding::I4) fail("not an integer encoding with chosen scales");
+  const int64_t group = spec.params.group_size;
+  const int64_t group_bytes = kI4GroupHeaderBytes + group / 2;
+  for (int64_t g = 0; g * group < cols; ++g) {
+    const int64_t g0 = g * group, n = std::min(group, cols - g0);
+    const uint16_t scale_h = row.scale_bits[g], min_h = row.min_bits[g];
+    if ((scale_h & 0x7c00u) == 0x7c00u || (scale_h & 0x8000u)) fail("scale bits " + std::to_string(scale_h));
+    if ((min_h & 0x7c00u) == 0x7c00u) fail("min bits " + std::to_string(min_h));
+    uint8_t* out = dst + g * group_bytes;
+    store_u16(out, scale_h);
+    store_u16(out + 2, min_h);
+    uint8_t* nib = out + kI4GroupHeaderBytes;
+    std::fill(nib, nib + group / 2, uint8_t{0});
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t q = row.codes[g0 + i];
+      if (q < 0 || q > 15) fail("code " + std::to_string(q));
+      nib[i / 2] |= static_cast<uint8_t>(q << ((i & 1) * 4));
+    }
+  }
+}
+
 std::vector<uint8_t> encode_rows_i32(const int32_t* src, int64_t rows, int64_t cols) {
   const size_t row_bytes = encoded_row_bytes(Encoding::I32, cols);
   std::vector<uint8_t> out(checked_total_bytes(rows, row_bytes));
