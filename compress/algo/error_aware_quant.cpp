@@ -21,11 +21,11 @@ constexpr int kClipSteps = 8;
 constexpr double kClipStep = 0.025;
 
 int levels_of(const format::EncodingSpec& spec) {
-  if (spec.encoding == format::Encoding::I4) return 15;
+  if (const int bits = format::group_code_bits(spec.encoding)) return (1 << bits) - 1;
   throw Error("error-aware quantization: " + format::encoding_name(spec) + " has no group codes", kExitInternal);
 }
 
-bool is_group_encoding(const format::EncodingSpec& spec) { return spec.encoding == format::Encoding::I4; }
+bool is_group_encoding(const format::EncodingSpec& spec) { return format::is_group_encoding(spec.encoding); }
 
 // Equal weights where a group's inputs never fire (all h zero): the output does not depend on
 // those weights, and equal weights then pick the plain best fit.

@@ -2,7 +2,7 @@
 // moment C = E[x xᵀ] (calibration): the output error ||(W - Q) x||² = tr((W - Q) C (W - Q)ᵀ)
 // is what matters, not the weight error ||W - Q||².
 //
-//   weighted  each group (i4: G columns of a row; i8: the whole row) gets the scale and min that
+//   weighted  each group (i4/i3/i2: G columns of a row; i8: the whole row) gets the scale and min that
 //             minimise sum_i h_i (w_i - q_i)² with h = diag(C): a fixed grid of clipped ranges,
 //             each refitted by weighted least squares given its codes, plus the format's own
 //             round-to-nearest choice, so it is never worse than round-to-nearest under h.
@@ -32,7 +32,7 @@
 
 namespace rwkvlite {
 
-// The encodings these quantizers produce: i8 and the group encodings (i4g*).
+// The encodings these quantizers produce: i8 and the group encodings (i4g*, i3g*, i2g*).
 bool has_chosen_scales(const format::EncodingSpec& spec);
 
 struct QuantizedRows {

@@ -14,7 +14,8 @@
 namespace rwkvlite {
 
 const std::vector<std::string>& quantize_encodings() {
-  static const std::vector<std::string> kEncodings = {"f32", "f16", "bf16", "i8", "i4g32", "i4g64", "i4g128"};
+  static const std::vector<std::string> kEncodings = {"f32",   "f16",   "bf16",   "i8",    "i4g32", "i4g64", "i4g128",
+                                                      "i3g32", "i3g64", "i3g128", "i2g32", "i2g64", "i2g128"};
   return kEncodings;
 }
 
@@ -122,7 +123,7 @@ QuantizeOptions QuantizeOptions::read(OptionReader& r) {
     rule.targets = rr.get_patterns("targets", {});
     if (rule.targets.empty()) rr.fail("targets", "'targets' of " + rr.where() + " is empty");
     rule.ignore = rr.get_patterns("ignore", {});
-    if (!rr.has("encoding")) rr.fail_missing("encoding", " (one of f32, f16, bf16, i8, i4g32, i4g64, i4g128)");
+    if (!rr.has("encoding")) rr.fail_missing("encoding", " (one of f32, f16, bf16, i8, i4g32, i4g64, i4g128, i3g32, i3g64, i3g128, i2g32, i2g64, i2g128)");
     rule.encoding = rr.get_choice("encoding", "", quantize_encodings());
     // method and damping are recorded only when given, so configs without them resolve (and
     // hash) as before.
@@ -130,7 +131,7 @@ QuantizeOptions QuantizeOptions::read(OptionReader& r) {
       rule.method = parse_quantize_method(rr.get_choice("method", "rtn", {"rtn", "weighted", "gptq"}));
       if (rule.method != QuantizeMethod::RoundToNearest && !has_chosen_scales(format::parse_encoding(rule.encoding))) {
         rr.fail("method", "method \"" + std::string(quantize_method_name(rule.method)) + "\" of " + rr.where() +
-                              " needs an integer encoding (i8, i4g32, i4g64, i4g128), not '" + rule.encoding + "'");
+                              " needs an integer encoding (i8, i4g*, i3g*, i2g*), not '" + rule.encoding + "'");
       }
     }
     if (rr.has("damping")) {

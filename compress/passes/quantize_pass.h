@@ -40,7 +40,8 @@
 
 namespace rwkvlite {
 
-// The encodings this pass may choose: f32 f16 bf16 i8 i4g32 i4g64 i4g128.
+// The encodings this pass may choose: f32 f16 bf16 i8 i4g32 i4g64 i4g128 i3g32 i3g64 i3g128
+// i2g32 i2g64 i2g128.
 const std::vector<std::string>& quantize_encodings();
 bool is_quantize_encoding(const std::string& encoding);
 
@@ -71,8 +72,9 @@ bool has_input_statistics(const std::string& name);
 //   rules = [                  # first rule whose targets match (and ignore does not) wins;
 //     { targets = ["**.lr_a", "**.lr_b"], encoding = "i8" },   # tensors no rule matches keep
 //     { targets = ["head.weight"], ignore = [], encoding = "f16" },  # their encoding
-//   ]                          # encodings: f32 f16 bf16 i8 i4g32 i4g64 i4g128
-//   # per rule, for the integer encodings (i8, i4g*):
+//   ]                          # encodings: f32 f16 bf16 i8 i4g32 i4g64 i4g128 i3g32 i3g64
+//                              #   i3g128 i2g32 i2g64 i2g128
+//   # per rule, for the integer encodings (i8, i4g*, i3g*, i2g*):
 //   #   method = "rtn"         # rtn | weighted | gptq (weighted and gptq need calibration)
 //   #   damping = 0.01         # gptq only: λ of E[x xᵀ] + λ·mean(diag)·I          [0, 1]
 //   output_error = false       # also measure output_error for rtn rules (needs calibration)

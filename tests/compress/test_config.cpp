@@ -199,7 +199,8 @@ TEST_CASE("config errors name file line column and the problem", "[config]") {
     const std::string e = load_error("[[pass]]\ntype = \"quantize\"\nrules = [ { targets = [\"**\"], encoding = \"i3\" } ]\n");
     INFO(e);
     CHECK_THAT(e, Catch::Contains("config.toml:3:"));
-    CHECK_THAT(e, Catch::Contains("must be one of f32, f16, bf16, i8, i4g32, i4g64, i4g128, not 'i3'"));
+    CHECK_THAT(e, Catch::Contains("must be one of f32, f16, bf16, i8, i4g32, i4g64, i4g128, i3g32, i3g64, i3g128, "
+                                  "i2g32, i2g64, i2g128, not 'i3'"));
   }
   SECTION("quantize methods") {
     const std::string rule = "[[pass]]\ntype = \"quantize\"\nrules = [ { targets = [\"**\"], encoding = \"i4g64\", ";

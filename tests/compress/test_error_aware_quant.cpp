@@ -109,7 +109,8 @@ std::vector<float> direct_gptq(const Tensor& w, const format::EncodingSpec& spec
         const double k = s == 0 ? 0.0 : std::clamp(std::round(W(r, j) / s), -127.0, 127.0);
         q = static_cast<float>(k) * s;
       } else {
-        const double k = s == 0 ? 0.0 : std::clamp(std::round((W(r, j) - m) / s), 0.0, 15.0);
+        const double levels = (1 << format::group_code_bits(spec.encoding)) - 1;
+        const double k = s == 0 ? 0.0 : std::clamp(std::round((W(r, j) - m) / s), 0.0, levels);
         q = m + static_cast<float>(k) * s;
       }
       const double e = (W(r, j) - q) / Hinv(0, 0);
@@ -159,7 +160,7 @@ TEST_CASE("the weighted group search never loses to round-to-nearest and wins on
 TEST_CASE("weighted quantization lowers the input-weighted output error of i4 and i8", "[quantize][error_aware]") {
   const Tensor w = random_tensor(24, 128, 11);
   const Eigen::MatrixXd C = random_moment(128, 12);
-  for (const char* name : {"i4g32", "i4g64", "i4g128", "i8"}) {
+  for (const char* name : {"i4g32", "i4g64", "i4g128", "i8", "i3g32", "i3g64", "i3g128", "i2g32", "i2g64", "i2g128"}) {
     INFO(name);
     const format::EncodingSpec spec = format::parse_encoding(name);
     const double rtn = *input_weighted_error(w.data, rtn_values(w, spec), 24, 128, C);
@@ -184,7 +185,7 @@ TEST_CASE("GPTQ equals the direct optimal-brain-surgeon reference", "[quantize][
   // after 32 columns of compensation have moved its weights.
   const Tensor w = random_tensor(6, 48, 21);
   const Eigen::MatrixXd C = random_moment(48, 22);
-  for (const char* name : {"i4g32", "i8"}) {
+  for (const char* name : {"i4g32", "i8", "i3g32", "i2g32"}) {
     INFO(name);
     const format::EncodingSpec spec = format::parse_encoding(name);
     const QuantizedRows g = quantize_gptq(w, spec, C, 0.01);
