@@ -5,6 +5,7 @@
 // writes those bytes as they are, refusing bytes that no longer match the values.
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "compress/algo/error_aware_quant.h"
@@ -14,6 +15,7 @@
 #include "runtime/core/half.h"
 #include "runtime/format/codec.h"
 #include "runtime/format/compact_reader.h"
+#include "tests/compress/dry_run_plan_check.h"
 #include "tests/support/test_support.h"
 
 using namespace rwkvlite;
@@ -276,4 +278,39 @@ TEST_CASE("the compact writer stores chosen bytes as they are and refuses stale 
   model.at("blocks.0.att.key.weight").values.data = q.values;
   model.at("blocks.0.att.key.weight").encoding = "i4g64";
   CHECK_THROWS_AS(write_compact(model, scratch_dir() + "/stale.rwkvlite", nlohmann::json::object()), Error);
+}
+
+TEST_CASE("dry run: weighted and gptq rules with i3 and i2 plan the bytes written", "[quantize][dry_run]") {
+  // Lowrank factors (lr_b's moment is derived from the stored lr_a), every width, both methods.
+  const std::string cfg = scratch_dir() + "/error-aware-dry-run.toml";
+  std::ofstream(cfg) << R"([calibration]
+bytes = 3000
+
+[[pass]]
+type = "lowrank"
+targets = ["blocks.*.att.key.weight"]
+divisor = 4
+activation_aware = true
+
+[[pass]]
+type = "quantize"
+[[pass.rules]]
+targets = ["**.lr_a"]
+encoding = "i3g64"
+method = "weighted"
+[[pass.rules]]
+targets = ["**.lr_b", "blocks.*.att.value.weight"]
+encoding = "i2g32"
+method = "gptq"
+damping = 0.05
+[[pass.rules]]
+targets = ["blocks.*.ffn.key.weight", "blocks.*.ffn.receptance.weight"]
+encoding = "i4g64"
+method = "gptq"
+[[pass.rules]]
+targets = ["blocks.*.att.receptance.weight"]
+encoding = "i8"
+method = "weighted"
+)";
+  check_plan_equals_written(cfg);
 }
