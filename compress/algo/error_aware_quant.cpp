@@ -133,7 +133,7 @@ float choose_i8_scale(const float* w, const double* h_in, int64_t n) {
   for (int k = 1; k <= 2 * kClipSteps; ++k) {
     const double s = top * (1.0 - 0.5 * kClipStep * k);
     consider(s);
-    i8_row_error(w, h.data(), n, static_cast<float>(s), codes.data());
+    i8_row_error(w, h.data(), n, static_cast<float>(s), codes.data());  // s's codes, for the refit
     double num = 0, den = 0;
     for (int64_t i = 0; i < n; ++i) {
       num += h[i] * w[i] * codes[static_cast<size_t>(i)];
@@ -144,7 +144,7 @@ float choose_i8_scale(const float* w, const double* h_in, int64_t n) {
   return best;
 }
 
-void require_2d(const Tensor& w, const format::EncodingSpec& spec) {
+void require_quantizable(const Tensor& w, const format::EncodingSpec& spec) {
   if (!has_chosen_scales(spec)) {
     throw Error("error-aware quantization cannot produce " + format::encoding_name(spec), kExitInternal);
   }
@@ -224,7 +224,7 @@ GroupScale choose_group_scale(const float* w, const double* h_in, int64_t n, con
 }
 
 QuantizedRows quantize_weighted(const Tensor& w, const format::EncodingSpec& spec, const std::vector<double>& importance) {
-  require_2d(w, spec);
+  require_quantizable(w, spec);
   const int64_t rows = w.rows(), cols = w.cols();
   if (static_cast<int64_t>(importance.size()) != cols) throw Error("importance has the wrong length", kExitInternal);
   RowPacker packer(spec, rows, cols);
@@ -264,7 +264,7 @@ QuantizedRows quantize_weighted(const Tensor& w, const format::EncodingSpec& spe
 }
 
 QuantizedRows quantize_gptq(const Tensor& w, const format::EncodingSpec& spec, const Eigen::MatrixXd& C, double damping) {
-  require_2d(w, spec);
+  require_quantizable(w, spec);
   const int64_t rows = w.rows(), cols = w.cols();
   if (C.rows() != cols || C.cols() != cols) throw Error("gptq: second moment of the wrong size", kExitInternal);
   if (!(damping >= 0 && damping <= 1)) throw UsageError("gptq: damping must be in [0, 1]");

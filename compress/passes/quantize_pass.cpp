@@ -257,6 +257,45 @@ void QuantizePass::plan(CompressPlan& plan) const {
   }
 }
 
+namespace {
+
+// Applies `rule` to tensor `t` (whose encoding is one of this pass's) and fills the row's
+// encoding, bytes, rel_err and, when measured, output_error and method.
+void quantize_tensor(const QuantizeRule& rule, bool measure, const std::optional<Eigen::MatrixXd>& C, StoredTensor& t,
+                     PassReportRow& row) {
+  const std::string& encoding = rule.encoding;
+  row.bytes_before = t.stored_bytes();
+  row.action = (t.encoding == encoding ? "keep " : "encode ") + encoding;
+  t.encoding = encoding;
+  t.encoded.clear();  // bytes an earlier quantize pass chose are not this rule's
+  const format::EncodingSpec spec = format::parse_encoding(encoding);
+  std::optional<double> output_error;
+  if (rule.method == QuantizeMethod::RoundToNearest) {
+    // The values stay as they are; the writer encodes them.
+    row.value = round_trip_error(t.values, encoding);
+    if (C) output_error = input_weighted_error(t.values.data, decoded_values(t.values, spec), t.values.rows(), t.values.cols(), *C);
+  } else {
+    std::vector<float> original = std::move(t.values.data);
+    const Tensor w{t.values.shape, std::move(original)};
+    QuantizedRows q = rule.method == QuantizeMethod::Weighted ? quantize_weighted(w, spec, diagonal_of(*C))
+                                                              : quantize_gptq(w, spec, *C, rule.damping);
+    t.encoded = std::move(q.encoded);
+    t.values.data = std::move(q.values);
+    row.value = relative_error(w.data, t.values.data);
+    output_error = input_weighted_error(w.data, t.values.data, t.values.rows(), t.values.cols(), *C);
+  }
+  row.encoding_after = encoding;
+  row.bytes_after = t.stored_bytes();
+  row.metric = "rel_err";
+  row.extra["encoding"] = encoding;
+  if (measure) {
+    row.extra["method"] = quantize_method_name(rule.method);
+    row.extra["output_error"] = json_or_null(output_error);
+  }
+}
+
+}  // namespace
+
 std::vector<PassReportRow> QuantizePass::run(PassContext& ctx) {
   std::vector<std::string> matched;
   for (const std::string& name : ctx.model.names()) {
@@ -266,14 +305,14 @@ std::vector<PassReportRow> QuantizePass::run(PassContext& ctx) {
   std::vector<PassReportRow> rows;
   for (const std::string& name : matched) {
     const auto t0 = std::chrono::steady_clock::now();
-    const int rule = rule_for(name);
+    const int index = rule_for(name);
+    const QuantizeRule& rule = options_.rules[static_cast<size_t>(index)];
     StoredTensor& t = ctx.model.at(name);
-    const std::string& encoding = options_.rules[rule].encoding;
     PassReportRow row;
     row.tensor = name;
     row.shape = t.values.shape;
     row.encoding_before = t.encoding;
-    row.extra["rule"] = rule + 1;
+    row.extra["rule"] = index + 1;
     if (!is_quantize_encoding(t.encoding)) {
       // Another pass chose an exact representation (bit masks, indices); re-encoding it would
       // change what it means.
@@ -281,48 +320,21 @@ std::vector<PassReportRow> QuantizePass::run(PassContext& ctx) {
       row.encoding_after = t.encoding;
       row.extra["encoding"] = t.encoding;
     } else {
-      const QuantizeRule& r = options_.rules[static_cast<size_t>(rule)];
-      row.bytes_before = t.stored_bytes();
-      row.action = (t.encoding == encoding ? "keep " : "encode ") + encoding;
-      const bool measure = r.method != QuantizeMethod::RoundToNearest || options_.output_error;
+      const bool measure = rule.method != QuantizeMethod::RoundToNearest || options_.output_error;
       std::optional<Eigen::MatrixXd> C;
       if (measure) {
         if (ctx.calibration == nullptr) {
-          throw Error("quantize: rule " + std::to_string(rule + 1) + " needs calibration, which did not run",
+          throw Error("quantize: rule " + std::to_string(index + 1) + " needs calibration, which did not run",
                       kExitInternal);
         }
+        // The moment as the model stands: an lr_b's depends on the lr_a quantized before it.
         C = input_moment(ctx.model, *ctx.calibration, name);
-        if (!C && r.method != QuantizeMethod::RoundToNearest) {
+        if (!C && rule.method != QuantizeMethod::RoundToNearest) {
           throw Error("quantize: no input second moment for '" + name + "'", kExitInternal);
         }
       }
-      t.encoding = encoding;
-      t.encoded.clear();  // bytes an earlier quantize pass chose are not this rule's
-      const format::EncodingSpec spec = format::parse_encoding(encoding);
-      if (r.method == QuantizeMethod::RoundToNearest) {
-        row.value = round_trip_error(t.values, encoding);
-        if (measure) {
-          row.extra["output_error"] =
-              C ? json_or_null(input_weighted_error(t.values.data, decoded_values(t.values, spec), t.values.rows(),
-                                                    t.values.cols(), *C))
-                : nlohmann::ordered_json(nullptr);
-        }
-      } else {
-        const std::vector<float> original = t.values.data;
-        QuantizedRows q = r.method == QuantizeMethod::Weighted ? quantize_weighted(t.values, spec, diagonal_of(*C))
-                                                               : quantize_gptq(t.values, spec, *C, r.damping);
-        t.encoded = std::move(q.encoded);
-        t.values.data = std::move(q.values);
-        row.value = relative_error(original, t.values.data);
-        row.extra["output_error"] =
-            json_or_null(input_weighted_error(original, t.values.data, t.values.rows(), t.values.cols(), *C));
-      }
-      row.encoding_after = encoding;
-      row.bytes_after = t.stored_bytes();
-      row.metric = "rel_err";
+      quantize_tensor(rule, measure, C, t, row);
       row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      row.extra["encoding"] = encoding;
-      if (measure) row.extra["method"] = quantize_method_name(r.method);
     }
     if (ctx.on_row) ctx.on_row(row);
     rows.push_back(std::move(row));
