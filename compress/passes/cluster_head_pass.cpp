@@ -75,11 +75,11 @@ struct ClusterHeadTensors {
 
 std::vector<StoredTensor> stored_cluster_tensors(ClusterHeadTensors t, const std::string& head_encoding) {
   std::vector<StoredTensor> out;
-  out.push_back({layout::kClusteredHead, std::move(t.clustered), head_encoding, true});
-  out.push_back({layout::kHeadRowToken, std::move(t.row_token), "i32", false});
-  out.push_back({layout::kHeadClusterOffsets, std::move(t.offsets), "i32", false});
-  out.push_back({layout::kHeadClusterWeight, std::move(t.weight), "f32", false});
-  out.push_back({layout::kHeadClusterBias, std::move(t.bias), "f32", false});
+  out.push_back({layout::kClusteredHead, std::move(t.clustered), head_encoding, true, {}});
+  out.push_back({layout::kHeadRowToken, std::move(t.row_token), "i32", false, {}});
+  out.push_back({layout::kHeadClusterOffsets, std::move(t.offsets), "i32", false, {}});
+  out.push_back({layout::kHeadClusterWeight, std::move(t.weight), "f32", false, {}});
+  out.push_back({layout::kHeadClusterBias, std::move(t.bias), "f32", false, {}});
   return out;
 }
 

@@ -1,7 +1,9 @@
 #include "compress/passes/quantize_pass.h"
 
+#include "compress/algo/error_aware_quant.h"
 #include "runtime/format/codec.h"
 #include "runtime/format/encoding.h"
+#include "runtime/format/layout.h"
 
 #include <algorithm>
 #include <chrono>
@@ -12,7 +14,8 @@
 namespace rwkvlite {
 
 const std::vector<std::string>& quantize_encodings() {
-  static const std::vector<std::string> kEncodings = {"f32", "f16", "bf16", "i8", "i4g32", "i4g64", "i4g128"};
+  static const std::vector<std::string> kEncodings = {"f32",   "f16",   "bf16",   "i8",    "i4g32", "i4g64", "i4g128",
+                                                      "i3g32", "i3g64", "i3g128", "i2g32", "i2g64", "i2g128"};
   return kEncodings;
 }
 
@@ -41,6 +44,69 @@ double round_trip_error(const Tensor& values, const std::string& encoding) {
   return reference > 0 ? std::sqrt(error / reference) : 0.0;
 }
 
+const char* quantize_method_name(QuantizeMethod m) {
+  switch (m) {
+    case QuantizeMethod::RoundToNearest: return "rtn";
+    case QuantizeMethod::Weighted: return "weighted";
+    case QuantizeMethod::Gptq: return "gptq";
+  }
+  return "?";
+}
+
+namespace {
+
+QuantizeMethod parse_quantize_method(const std::string& name) {
+  if (name == "weighted") return QuantizeMethod::Weighted;
+  if (name == "gptq") return QuantizeMethod::Gptq;
+  return QuantizeMethod::RoundToNearest;
+}
+
+// ".lr_a" / ".lr_b" and the base they belong to, or "" for other names.
+std::string lowrank_base(const std::string& name, std::string_view suffix) {
+  return name.ends_with(suffix) ? name.substr(0, name.size() - suffix.size()) : std::string();
+}
+
+// The second moment of the input of tensor `name` as the model stands (see the header): the
+// calibrated moment of a projection or of the projection an lr_a belongs to, A C Aᵀ for an lr_b.
+std::optional<Eigen::MatrixXd> input_moment(const CompressedModel& model, const CalibrationData& calibration,
+                                            const std::string& name) {
+  const auto moment_of = [&](const std::string& weight) -> const Eigen::MatrixXd* {
+    auto it = calibration.input_second_moment.find(weight);
+    return it == calibration.input_second_moment.end() ? nullptr : &it->second;
+  };
+  if (layout::is_calibrated_projection(name)) {
+    if (const Eigen::MatrixXd* C = moment_of(name)) return *C;
+    return std::nullopt;
+  }
+  if (const std::string base = lowrank_base(name, layout::lowrank_a("")); !base.empty()) {
+    if (const Eigen::MatrixXd* C = moment_of(layout::matrix_weight(base))) return *C;
+    return std::nullopt;
+  }
+  if (const std::string base = lowrank_base(name, layout::lowrank_b("")); !base.empty()) {
+    const Eigen::MatrixXd* C = moment_of(layout::matrix_weight(base));
+    if (C == nullptr || !model.has(layout::lowrank_a(base))) return std::nullopt;
+    const Tensor& a = model.at(layout::lowrank_a(base)).values;
+    if (a.cols() != C->rows()) return std::nullopt;
+    Eigen::MatrixXd A(a.rows(), a.cols());
+    for (int64_t r = 0; r < a.rows(); ++r) {
+      for (int64_t c = 0; c < a.cols(); ++c) A(r, c) = a.data[static_cast<size_t>(r * a.cols() + c)];
+    }
+    return Eigen::MatrixXd(A * *C * A.transpose());
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool has_input_statistics(const std::string& name) {
+  if (layout::is_calibrated_projection(name)) return true;
+  for (std::string_view suffix : {std::string_view(".lr_a"), std::string_view(".lr_b")}) {
+    const std::string base = lowrank_base(name, suffix);
+    if (!base.empty() && layout::is_calibrated_projection(layout::matrix_weight(base))) return true;
+  }
+  return false;
+}
+
 // ---- Options ------------------------------------------------------------------------------
 
 QuantizeOptions QuantizeOptions::read(OptionReader& r) {
@@ -57,13 +123,29 @@ QuantizeOptions QuantizeOptions::read(OptionReader& r) {
     rule.targets = rr.get_patterns("targets", {});
     if (rule.targets.empty()) rr.fail("targets", "'targets' of " + rr.where() + " is empty");
     rule.ignore = rr.get_patterns("ignore", {});
-    if (!rr.has("encoding")) rr.fail_missing("encoding", " (one of f32, f16, bf16, i8, i4g32, i4g64, i4g128)");
+    if (!rr.has("encoding")) rr.fail_missing("encoding", " (one of f32, f16, bf16, i8, i4g32, i4g64, i4g128, i3g32, i3g64, i3g128, i2g32, i2g64, i2g128)");
     rule.encoding = rr.get_choice("encoding", "", quantize_encodings());
+    // method and damping are recorded only when given, so configs without them resolve (and
+    // hash) as before.
+    if (rr.has("method")) {
+      rule.method = parse_quantize_method(rr.get_choice("method", "rtn", {"rtn", "weighted", "gptq"}));
+      if (rule.method != QuantizeMethod::RoundToNearest && !has_chosen_scales(format::parse_encoding(rule.encoding))) {
+        rr.fail("method", "method \"" + std::string(quantize_method_name(rule.method)) + "\" of " + rr.where() +
+                              " needs an integer encoding (i8, i4g*, i3g*, i2g*), not '" + rule.encoding + "'");
+      }
+    }
+    if (rr.has("damping")) {
+      if (rule.method != QuantizeMethod::Gptq) {
+        rr.fail("damping", "'damping' of " + rr.where() + " applies to method = \"gptq\" only");
+      }
+      rule.damping = rr.get_double("damping", kDefaultGptqDamping, 0.0, 1.0);
+    }
     rr.finish();
     resolved.push_back(rr.resolved());
     o.rules.push_back(std::move(rule));
   }
   r.record("rules", std::move(resolved));
+  if (r.has("output_error")) o.output_error = r.get<bool>("output_error", false);
   return o;
 }
 
@@ -74,11 +156,54 @@ void QuantizeOptions::check() const {
     if (!is_quantize_encoding(rules[i].encoding)) {
       throw UsageError("quantize: rule " + std::to_string(i + 1) + " has unknown encoding '" + rules[i].encoding + "'");
     }
+    if (rules[i].method != QuantizeMethod::RoundToNearest &&
+        !has_chosen_scales(format::parse_encoding(rules[i].encoding))) {
+      throw UsageError("quantize: rule " + std::to_string(i + 1) + " has method " +
+                       quantize_method_name(rules[i].method) + ", which needs an integer encoding");
+    }
+    if (!(rules[i].damping >= 0 && rules[i].damping <= 1)) {
+      throw UsageError("quantize: rule " + std::to_string(i + 1) + " has damping outside [0, 1]");
+    }
     (void)TensorSelector(rules[i].targets, rules[i].ignore);
   }
 }
 
 // ---- Pass ---------------------------------------------------------------------------------
+
+namespace {
+
+std::vector<double> diagonal_of(const Eigen::MatrixXd& C) {
+  std::vector<double> d(static_cast<size_t>(C.rows()));
+  for (int64_t i = 0; i < C.rows(); ++i) d[static_cast<size_t>(i)] = C(i, i);
+  return d;
+}
+
+// decode(encode(values)) through the format's codec, as the file will hold them.
+std::vector<float> decoded_values(const Tensor& values, const format::EncodingSpec& spec) {
+  const int64_t rows = values.rows(), cols = values.cols();
+  const std::vector<uint8_t> encoded = format::encode_rows(values.data.data(), rows, cols, spec);
+  const size_t row_bytes = format::encoded_row_bytes(spec, cols);
+  std::vector<float> out(values.data.size());
+  for (int64_t r = 0; r < rows; ++r) format::decode_row(encoded.data() + r * row_bytes, cols, spec, out.data() + r * cols);
+  return out;
+}
+
+// ||w - q|| / ||w|| in double, in element order (0 for an all-zero w).
+double relative_error(const std::vector<float>& w, const std::vector<float>& q) {
+  double error = 0, reference = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    const double d = static_cast<double>(w[i]) - static_cast<double>(q[i]);
+    error += d * d;
+    reference += static_cast<double>(w[i]) * static_cast<double>(w[i]);
+  }
+  return reference > 0 ? std::sqrt(error / reference) : 0.0;
+}
+
+nlohmann::ordered_json json_or_null(const std::optional<double>& v) {
+  return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
+}
+
+}  // namespace
 
 QuantizePass::QuantizePass(QuantizeOptions options) : options_(std::move(options)) {
   options_.check();
@@ -101,6 +226,12 @@ std::vector<int> QuantizePass::unmatched_rules(const CompressedModel& model) con
   return out;
 }
 
+bool QuantizePass::needs_calibration() const {
+  if (options_.output_error) return true;
+  return std::any_of(options_.rules.begin(), options_.rules.end(),
+                     [](const QuantizeRule& r) { return r.method != QuantizeMethod::RoundToNearest; });
+}
+
 void QuantizePass::plan(CompressPlan& plan) const {
   for (int rule : unmatched_rules(plan.model)) {
     std::string targets;
@@ -113,9 +244,57 @@ void QuantizePass::plan(CompressPlan& plan) const {
   for (const std::string& name : plan.model.names()) {
     const int rule = rule_for(name);
     StoredTensor& t = plan.model.at(name);
-    if (rule >= 0 && is_quantize_encoding(t.encoding)) t.encoding = options_.rules[static_cast<size_t>(rule)].encoding;
+    if (rule < 0 || !is_quantize_encoding(t.encoding)) continue;
+    const QuantizeRule& r = options_.rules[static_cast<size_t>(rule)];
+    if (r.method != QuantizeMethod::RoundToNearest && !has_input_statistics(name)) {
+      throw UsageError("quantize: rule " + std::to_string(rule + 1) + " (method \"" + quantize_method_name(r.method) +
+                       "\") matches '" + name +
+                       "', whose input statistics calibration does not record (it records them for the att "
+                       "receptance, key, value, gate and output and the ffn receptance and key weights, and "
+                       "their lr_a and lr_b factors); add it to the rule's ignore or give it a rule with method = \"rtn\"");
+    }
+    t.encoding = r.encoding;
   }
 }
+
+namespace {
+
+// Applies `rule` to tensor `t` (whose encoding is one of this pass's) and fills the row's
+// encoding, bytes, rel_err and, when measured, output_error and method.
+void quantize_tensor(const QuantizeRule& rule, bool measure, const std::optional<Eigen::MatrixXd>& C, StoredTensor& t,
+                     PassReportRow& row) {
+  const std::string& encoding = rule.encoding;
+  row.bytes_before = t.stored_bytes();
+  row.action = (t.encoding == encoding ? "keep " : "encode ") + encoding;
+  t.encoding = encoding;
+  t.encoded.clear();  // bytes an earlier quantize pass chose are not this rule's
+  const format::EncodingSpec spec = format::parse_encoding(encoding);
+  std::optional<double> output_error;
+  if (rule.method == QuantizeMethod::RoundToNearest) {
+    // The values stay as they are; the writer encodes them.
+    row.value = round_trip_error(t.values, encoding);
+    if (C) output_error = input_weighted_error(t.values.data, decoded_values(t.values, spec), t.values.rows(), t.values.cols(), *C);
+  } else {
+    std::vector<float> original = std::move(t.values.data);
+    const Tensor w{t.values.shape, std::move(original)};
+    QuantizedRows q = rule.method == QuantizeMethod::Weighted ? quantize_weighted(w, spec, diagonal_of(*C))
+                                                              : quantize_gptq(w, spec, *C, rule.damping);
+    t.encoded = std::move(q.encoded);
+    t.values.data = std::move(q.values);
+    row.value = relative_error(w.data, t.values.data);
+    output_error = input_weighted_error(w.data, t.values.data, t.values.rows(), t.values.cols(), *C);
+  }
+  row.encoding_after = encoding;
+  row.bytes_after = t.stored_bytes();
+  row.metric = "rel_err";
+  row.extra["encoding"] = encoding;
+  if (measure) {
+    row.extra["method"] = quantize_method_name(rule.method);
+    row.extra["output_error"] = json_or_null(output_error);
+  }
+}
+
+}  // namespace
 
 std::vector<PassReportRow> QuantizePass::run(PassContext& ctx) {
   std::vector<std::string> matched;
@@ -126,14 +305,14 @@ std::vector<PassReportRow> QuantizePass::run(PassContext& ctx) {
   std::vector<PassReportRow> rows;
   for (const std::string& name : matched) {
     const auto t0 = std::chrono::steady_clock::now();
-    const int rule = rule_for(name);
+    const int index = rule_for(name);
+    const QuantizeRule& rule = options_.rules[static_cast<size_t>(index)];
     StoredTensor& t = ctx.model.at(name);
-    const std::string& encoding = options_.rules[rule].encoding;
     PassReportRow row;
     row.tensor = name;
     row.shape = t.values.shape;
     row.encoding_before = t.encoding;
-    row.extra["rule"] = rule + 1;
+    row.extra["rule"] = index + 1;
     if (!is_quantize_encoding(t.encoding)) {
       // Another pass chose an exact representation (bit masks, indices); re-encoding it would
       // change what it means.
@@ -141,15 +320,21 @@ std::vector<PassReportRow> QuantizePass::run(PassContext& ctx) {
       row.encoding_after = t.encoding;
       row.extra["encoding"] = t.encoding;
     } else {
-      row.bytes_before = t.stored_bytes();
-      row.action = (t.encoding == encoding ? "keep " : "encode ") + encoding;
-      t.encoding = encoding;
-      row.encoding_after = encoding;
-      row.bytes_after = t.stored_bytes();
-      row.metric = "rel_err";
-      row.value = round_trip_error(t.values, encoding);
+      const bool measure = rule.method != QuantizeMethod::RoundToNearest || options_.output_error;
+      std::optional<Eigen::MatrixXd> C;
+      if (measure) {
+        if (ctx.calibration == nullptr) {
+          throw Error("quantize: rule " + std::to_string(index + 1) + " needs calibration, which did not run",
+                      kExitInternal);
+        }
+        // The moment as the model stands: an lr_b's depends on the lr_a quantized before it.
+        C = input_moment(ctx.model, *ctx.calibration, name);
+        if (!C && rule.method != QuantizeMethod::RoundToNearest) {
+          throw Error("quantize: no input second moment for '" + name + "'", kExitInternal);
+        }
+      }
+      quantize_tensor(rule, measure, C, t, row);
       row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      row.extra["encoding"] = encoding;
     }
     if (ctx.on_row) ctx.on_row(row);
     rows.push_back(std::move(row));

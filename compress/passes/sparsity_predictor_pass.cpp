@@ -204,8 +204,8 @@ void put_predictor_tensors(CompressedModel& model, int64_t l, Tensor down, Tenso
   for (const StoredTensor& t : model.tensors()) {
     if (t.name.rfind(prefix, 0) == 0) last = t.name;
   }
-  StoredTensor down_t{layout::ffn_predictor_down(l), std::move(down), "f32", false};
-  StoredTensor up_t{layout::ffn_predictor_up(l), std::move(up), "f32", false};
+  StoredTensor down_t{layout::ffn_predictor_down(l), std::move(down), "f32", false, {}};
+  StoredTensor up_t{layout::ffn_predictor_up(l), std::move(up), "f32", false, {}};
   if (key_sign) {
     StoredTensor sign;
     sign.name = layout::ffn_key_sign(l);

@@ -1,7 +1,9 @@
 #include "compress/pipeline/compact_export.h"
 
 #include <algorithm>
+#include <cstring>
 
+#include "runtime/format/codec.h"
 #include "runtime/format/compact_format.h"
 #include "runtime/format/compact_header.h"
 #include "runtime/format/compact_writer.h"
@@ -27,13 +29,39 @@ uint64_t rows_per_block_of(const StoredTensor& t) {
   return t.row_addressable ? format::kChecksumEveryRow : format::kChecksumDefaultBlocks;
 }
 
+// Bytes a pass chose (StoredTensor::encoded) must still be the tensor's values: the right size
+// for its shape and encoding, and decoding to its values bit for bit.
+void require_encoded_matches_values(const StoredTensor& t, const format::EncodingSpec& spec) {
+  const int64_t rows = t.values.rows(), cols = t.values.cols();
+  const size_t row_bytes = format::encoded_row_bytes(spec, cols);
+  const bool sized = t.encoded.size() == static_cast<size_t>(rows) * row_bytes &&
+                     t.values.data.size() == static_cast<size_t>(rows * cols);
+  std::vector<float> decoded(static_cast<size_t>(cols));
+  for (int64_t r = 0; sized && r < rows; ++r) {
+    format::decode_row(t.encoded.data() + static_cast<size_t>(r) * row_bytes, cols, spec, decoded.data());
+    if (std::memcmp(decoded.data(), t.values.data.data() + r * cols, static_cast<size_t>(cols) * 4) != 0) {
+      throw Error("encoded bytes of '" + t.name + "' no longer decode to its values (row " + std::to_string(r) +
+                      "); a pass changed them without clearing StoredTensor::encoded",
+                  kExitInternal);
+    }
+  }
+  if (!sized) {
+    throw Error("encoded bytes of '" + t.name + "' do not fit its shape in " + t.encoding, kExitInternal);
+  }
+}
+
 }  // namespace
 
 void write_compact(const CompressedModel& model, const std::string& path, const nlohmann::json& metadata) {
   format::CompactWriter writer(path);
   for (const StoredTensor& t : model.tensors()) {
     const format::EncodingSpec spec = format::parse_encoding(t.encoding);
-    writer.add_tensor(t.name, spec, t.values.shape, t.values.data.data(), rows_per_block_of(t));
+    if (t.encoded.empty()) {
+      writer.add_tensor(t.name, spec, t.values.shape, t.values.data.data(), rows_per_block_of(t));
+    } else {
+      require_encoded_matches_values(t, spec);
+      writer.add_tensor(t.name, spec, t.values.shape, t.encoded.data(), t.encoded.size(), rows_per_block_of(t));
+    }
   }
   const nlohmann::json merged = merged_metadata(model, metadata);
   writer.finish(format::arch_to_json(model.arch, model.ln_x_eps), format::dims_to_json(model.dims), merged);

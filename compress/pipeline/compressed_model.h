@@ -25,6 +25,15 @@ struct StoredTensor {
   Tensor values;                 // FP32 values (only the shape in a plan); the encoding is applied when the file is written
   std::string encoding = "f32";  // a codec name of runtime/format (f32, f16, bf16, i8, i4g64, b1, i32, ...)
   bool row_addressable = false;  // one checksum per row: the runtime reads single rows on demand
+  // The file's bytes of `values` in `encoding` when a pass chose the scales and codes itself
+  // (the quantize pass's weighted and gptq methods); empty means the writer encodes `values`.
+  // Why bytes and not only values: the writer's encoder picks round-to-nearest scales from each
+  // group's min and max, and values decoded from other scales do not in general lead it back
+  // to those scales (a group need not use its lowest and highest codes, and min + 15 * scale
+  // rounds in float), so the chosen codes could not survive a re-encoding. `values` then hold
+  // the decode of these bytes, and write_compact refuses bytes that no longer decode to them
+  // (a later pass changed the values or the encoding without clearing this).
+  std::vector<uint8_t> encoded;
 
   // Bytes of the values in the file in `encoding` (format::encoded_tensor_bytes; no padding).
   int64_t stored_bytes() const;

@@ -20,7 +20,7 @@ namespace rwkvlite::format {
 // Encodes rows x cols row-major FP32 values; the result has rows * encoded_row_bytes(...) bytes.
 // Throws InputError for a NaN or infinite value (a model with one is broken), and UsageError
 // when the encoding cannot represent the tensor: |value| beyond the f16 range for f16 or the
-// f16 scale/min of i4, a value that is not an exact integer in range for i32 (int32) or u8
+// f16 scale/min of i4/i3/i2, a value that is not an exact integer in range for i32 (int32) or u8
 // (0..255), or bad params.
 std::vector<uint8_t> encode_rows(const float* src, int64_t rows, int64_t cols, Encoding encoding,
                                  const EncodingParams& params = {});
@@ -28,6 +28,21 @@ std::vector<uint8_t> encode_rows(const float* src, int64_t rows, int64_t cols, E
 // the row numbers in error messages, for callers encoding a tensor in chunks.
 void encode_rows_into(const float* src, int64_t rows, int64_t cols, Encoding encoding, const EncodingParams& params,
                       uint8_t* dst, int64_t first_row = 0);
+
+// Rows whose scales and codes a quantizer chose itself (compress/algo/error_aware_quant.h)
+// instead of the encoders above: the row's bytes from those choices, in the layout the
+// encoders write. i8 takes `i8_scale` (finite, >= 0) and codes in -127..127; group encodings
+// (i4, i3, i2) take per group g the fp16 bit patterns scale_bits[g] (finite, not negative) and
+// min_bits[g] (finite), and codes in 0..2^bits - 1. Throws Error (internal) for anything
+// outside those ranges. decode_row of the result is, per element, min + code * scale (group
+// encodings) or code * scale (i8), computed in float.
+struct ChosenRow {
+  float i8_scale = 0.0f;
+  const uint16_t* scale_bits = nullptr;  // one per group
+  const uint16_t* min_bits = nullptr;    // one per group
+  const int32_t* codes = nullptr;        // one per column
+};
+void pack_chosen_row(const ChosenRow& row, int64_t cols, const EncodingSpec& spec, uint8_t* dst);
 
 // Integer tables whose values do not all fit a float exactly (|v| > 2^24): stored as i32.
 std::vector<uint8_t> encode_rows_i32(const int32_t* src, int64_t rows, int64_t cols);
@@ -70,7 +85,7 @@ void axpy_row_portable(float a, const uint8_t* row, int64_t cols, Encoding encod
 void dot_rows_portable(const uint8_t* rows, size_t row_stride, int64_t n_rows, const float* x, int64_t cols,
                        Encoding encoding, const EncodingParams& params, float* y);
 // Whether the vector kernels serve rows of this encoding and width on this CPU (not i32/u8,
-// nor i4 rows whose last group is partial).
+// nor i4/i3/i2 rows whose last group is partial).
 bool dot_rows_vectorized(Encoding encoding, int64_t cols, const EncodingParams& params);
 
 // dot_row's summation order, for code that accumulates the same sums column-wise: element i of

@@ -111,13 +111,14 @@ void encode_i8_row(const float* src, int64_t cols, uint8_t* dst) {
   }
 }
 
-// Asymmetric 4-bit per group: min is the group minimum rounded DOWN to fp16 and scale is
-// (max - min) / 15 rounded UP to fp16, so [min, min + 15 * scale] covers the whole group and
-// every value is within scale / 2 of its code's value. Codes are round((w - min) / scale),
-// half away from zero, in double. A partial last group holds only the remaining columns; its
-// unused nibbles are zero.
-void encode_i4_row(const float* src, int64_t r, int64_t cols, int64_t group, uint8_t* dst) {
-  const int64_t group_bytes = kI4GroupHeaderBytes + group / 2;
+// Asymmetric L = 2^bits - 1 levels per group (i4: 15, i3: 7, i2: 3): min is the group minimum
+// rounded DOWN to fp16 and scale is (max - min) / L rounded UP to fp16, so [min, min + L * scale]
+// covers the whole group and every value is within scale / 2 of its code's value. Codes are
+// round((w - min) / scale), half away from zero, in double. A partial last group holds only the
+// remaining columns; its unused code bits are zero.
+void encode_group_row(const float* src, int64_t r, int64_t cols, int64_t group, int bits, uint8_t* dst) {
+  const int64_t gbytes = group_bytes(group, bits);
+  const double levels = static_cast<double>((1 << bits) - 1);
   for (int64_t g0 = 0; g0 < cols; g0 += group) {
     const int64_t n = std::min(group, cols - g0);
     const float* w = src + g0;
@@ -128,26 +129,25 @@ void encode_i4_row(const float* src, int64_t r, int64_t cols, int64_t group, uin
     }
     if (lo < -kF16Max || hi > kF16Max) {
       const int64_t bad = std::find_if(w, w + n, [](float v) { return std::fabs(v) > kF16Max; }) - w;
-      throw UsageError("value " + value_text(w[bad]) + " at " + where(r, g0 + bad) +
-                       " is beyond the range of the i4 encoding's f16 scale and min (+-65504)");
+      throw UsageError("value " + value_text(w[bad]) + " at " + where(r, g0 + bad) + " is beyond the range of the i" +
+                       std::to_string(bits) + " encoding's f16 scale and min (+-65504)");
     }
     const uint16_t min_h = fp16_round_down(lo);
     const double min_f = fp16_to_float(min_h);
-    const double span = (static_cast<double>(hi) - min_f) / 15.0;  // <= 131008 / 15: fits fp16
+    const double span = (static_cast<double>(hi) - min_f) / levels;  // <= 131008 / 3: fits fp16
     uint16_t scale_h = fp16_round_up(static_cast<float>(span));
     // float(span) may itself have rounded down; step up until the range really covers hi.
-    while (min_f + 15.0 * fp16_to_float(scale_h) < static_cast<double>(hi)) ++scale_h;
+    while (min_f + levels * fp16_to_float(scale_h) < static_cast<double>(hi)) ++scale_h;
     const double scale_f = fp16_to_float(scale_h);
 
-    uint8_t* out = dst + (g0 / group) * group_bytes;
+    uint8_t* out = dst + (g0 / group) * gbytes;
     store_u16(out, scale_h);
     store_u16(out + 2, min_h);
-    uint8_t* nib = out + kI4GroupHeaderBytes;
-    std::fill(nib, nib + group / 2, uint8_t{0});
+    uint8_t* codes = out + kI4GroupHeaderBytes;
+    std::fill(codes, codes + group_code_bytes(group, bits), uint8_t{0});
     for (int64_t i = 0; i < n; ++i) {
       const double code = scale_f == 0.0 ? 0.0 : std::round((static_cast<double>(w[i]) - min_f) / scale_f);
-      const auto q = static_cast<uint8_t>(std::clamp(code, 0.0, 15.0));
-      nib[i / 2] |= static_cast<uint8_t>(q << ((i & 1) * 4));  // even column: low nibble
+      put_group_code(codes, i, bits, static_cast<uint32_t>(std::clamp(code, 0.0, levels)));
     }
   }
 }
@@ -213,7 +213,9 @@ void encode_rows_into(const float* src, int64_t rows, int64_t cols, Encoding enc
       case Encoding::F16: encode_f16_row(s, r, cols, d); break;
       case Encoding::BF16: encode_bf16_row(s, r, cols, d); break;
       case Encoding::I8: encode_i8_row(s, cols, d); break;
-      case Encoding::I4: encode_i4_row(s, r, cols, params.group_size, d); break;
+      case Encoding::I4:
+      case Encoding::I3:
+      case Encoding::I2: encode_group_row(s, r, cols, params.group_size, group_code_bits(encoding), d); break;
       case Encoding::B1: encode_b1_row(s, cols, d); break;
       case Encoding::I32: encode_i32_row(s, r, cols, d); break;
       case Encoding::U8: encode_u8_row(s, r, cols, d); break;
@@ -227,6 +229,43 @@ std::vector<uint8_t> encode_rows(const float* src, int64_t rows, int64_t cols, E
   std::vector<uint8_t> out(checked_total_bytes(rows, row_bytes));
   encode_rows_into(src, rows, cols, encoding, params, out.data());
   return out;
+}
+
+void pack_chosen_row(const ChosenRow& row, int64_t cols, const EncodingSpec& spec, uint8_t* dst) {
+  const auto fail = [&](const std::string& what) {
+    throw Error("pack_chosen_row (" + encoding_name(spec) + "): " + what, kExitInternal);
+  };
+  if (spec.encoding == Encoding::I8) {
+    if (!std::isfinite(row.i8_scale) || row.i8_scale < 0.0f) fail("scale " + value_text(row.i8_scale));
+    store_f32(dst, row.i8_scale);
+    int8_t* q = reinterpret_cast<int8_t*>(dst + kI8HeaderBytes);
+    for (int64_t c = 0; c < cols; ++c) {
+      if (row.codes[c] < -127 || row.codes[c] > 127) fail("code " + std::to_string(row.codes[c]));
+      q[c] = static_cast<int8_t>(row.codes[c]);
+    }
+    return;
+  }
+  const int bits = group_code_bits(spec.encoding);
+  if (bits == 0) fail("not an integer encoding with chosen scales");
+  const int64_t group = spec.params.group_size;
+  const int64_t gbytes = group_bytes(group, bits);
+  const int32_t levels = (1 << bits) - 1;
+  for (int64_t g = 0; g * group < cols; ++g) {
+    const int64_t g0 = g * group, n = std::min(group, cols - g0);
+    const uint16_t scale_h = row.scale_bits[g], min_h = row.min_bits[g];
+    if ((scale_h & 0x7c00u) == 0x7c00u || (scale_h & 0x8000u)) fail("scale bits " + std::to_string(scale_h));
+    if ((min_h & 0x7c00u) == 0x7c00u) fail("min bits " + std::to_string(min_h));
+    uint8_t* out = dst + g * gbytes;
+    store_u16(out, scale_h);
+    store_u16(out + 2, min_h);
+    uint8_t* codes = out + kI4GroupHeaderBytes;
+    std::fill(codes, codes + group_code_bytes(group, bits), uint8_t{0});
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t q = row.codes[g0 + i];
+      if (q < 0 || q > levels) fail("code " + std::to_string(q));
+      put_group_code(codes, i, bits, static_cast<uint32_t>(q));
+    }
+  }
 }
 
 std::vector<uint8_t> encode_rows_i32(const int32_t* src, int64_t rows, int64_t cols) {

@@ -62,7 +62,48 @@ inline float bf16_to_float_fast(uint16_t b) {
 
 // Byte sizes of the per-row / per-group headers.
 constexpr int64_t kI8HeaderBytes = 4;  // f32 scale
-constexpr int64_t kI4GroupHeaderBytes = 4;  // f16 scale, f16 min
+constexpr int64_t kI4GroupHeaderBytes = 4;  // f16 scale, f16 min (every group encoding: i4, i3, i2)
+
+// The packed codes of a group encoding: code i occupies bits [i * bits, (i + 1) * bits) of the
+// group's code bytes read as one little-endian bit stream (LSB first), so i4's even columns
+// are low nibbles. A group's codes take group * bits / 8 bytes (group is a multiple of 8).
+inline int64_t group_code_bytes(int64_t group, int bits) { return group * bits / 8; }
+inline int64_t group_bytes(int64_t group, int bits) { return kI4GroupHeaderBytes + group_code_bytes(group, bits); }
+
+inline uint32_t get_group_code(const uint8_t* codes, int64_t i, int bits) {
+  const int64_t bit = i * bits, byte = bit / 8, shift = bit % 8;
+  uint32_t v = codes[byte];
+  if (shift + bits > 8) v |= static_cast<uint32_t>(codes[byte + 1]) << 8;  // straddles two bytes (i3)
+  return (v >> shift) & ((1u << bits) - 1u);
+}
+
+// ORs code q into zeroed code bytes.
+inline void put_group_code(uint8_t* codes, int64_t i, int bits, uint32_t q) {
+  const int64_t bit = i * bits, byte = bit / 8, shift = bit % 8;
+  const uint32_t v = q << shift;
+  codes[byte] |= static_cast<uint8_t>(v & 0xffu);
+  if (shift + bits > 8) codes[byte + 1] |= static_cast<uint8_t>(v >> 8);
+}
+
+// All `group` codes of a group as floats; whole bytes at a time (8 codes per 3 bytes for i3).
+inline void unpack_group_codes(const uint8_t* codes, int64_t group, int bits, float* out) {
+  if (bits == 4) {
+    for (int64_t j = 0; j < group / 2; ++j) {
+      out[2 * j] = static_cast<float>(codes[j] & 15u);
+      out[2 * j + 1] = static_cast<float>(codes[j] >> 4);
+    }
+  } else if (bits == 3) {
+    for (int64_t j = 0; j < group / 8; ++j) {
+      const uint8_t* b = codes + 3 * j;
+      const uint32_t v = b[0] | (static_cast<uint32_t>(b[1]) << 8) | (static_cast<uint32_t>(b[2]) << 16);
+      for (int k = 0; k < 8; ++k) out[8 * j + k] = static_cast<float>((v >> (3 * k)) & 7u);
+    }
+  } else {
+    for (int64_t j = 0; j < group / 4; ++j) {
+      for (int k = 0; k < 4; ++k) out[4 * j + k] = static_cast<float>((codes[j] >> (2 * k)) & 3u);
+    }
+  }
+}
 constexpr int64_t kB1HeaderBytes = 4;  // f32 scale
 
 }  // namespace rwkvlite::format::detail

@@ -6,7 +6,7 @@
 // The kernels convert a chunk of at most kChunk columns into a small stack buffer of unscaled
 // values, then run simple loops over it that GCC auto-vectorizes at -O2/-O3 (8 independent
 // partial sums break the loop-carried dependency of a single float accumulator). Scales are
-// applied once per row (i8, b1) or per group (i4): dot = scale * sum(q * x) (+ min * sum(x)).
+// applied once per row (i8, b1) or per group (i4, i3, i2): dot = scale * sum(q * x) (+ min * sum(x)).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -103,7 +103,9 @@ void unpack_chunk(const uint8_t* row, int64_t c0, int64_t n, Encoding encoding, 
     case Encoding::U8:
       for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<float>(row[c0 + i]);
       break;
-    case Encoding::I4: break;  // not reached: callers use unpack_i4_group
+    case Encoding::I4:
+    case Encoding::I3:
+    case Encoding::I2: break;  // not reached: callers use unpack_group
   }
 }
 
@@ -113,20 +115,17 @@ float row_scale(const uint8_t* row, Encoding encoding) {
   return 1.0f;
 }
 
-struct I4Group {
+struct GroupInfo {
   float scale, min;
   int64_t n;  // real columns in this group
 };
 
-// Codes of group g into buf (n floats) and the group's scale and min.
-I4Group unpack_i4_group(const uint8_t* row, int64_t g, int64_t cols, int64_t group, float* buf) {
-  const uint8_t* p = row + g * (kI4GroupHeaderBytes + group / 2);
-  I4Group info{fp16_to_float_fast(load_u16(p)), fp16_to_float_fast(load_u16(p + 2)), std::min(group, cols - g * group)};
-  const uint8_t* nib = p + kI4GroupHeaderBytes;
-  for (int64_t j = 0; j < group / 2; ++j) {
-    buf[2 * j] = static_cast<float>(nib[j] & 15u);
-    buf[2 * j + 1] = static_cast<float>(nib[j] >> 4);
-  }
+// Codes of group g of a group-encoded row (i4, i3, i2) into buf (group floats) and the
+// group's scale and min.
+GroupInfo unpack_group(const uint8_t* row, int64_t g, int64_t cols, int64_t group, int bits, float* buf) {
+  const uint8_t* p = row + g * group_bytes(group, bits);
+  GroupInfo info{fp16_to_float_fast(load_u16(p)), fp16_to_float_fast(load_u16(p + 2)), std::min(group, cols - g * group)};
+  unpack_group_codes(p + kI4GroupHeaderBytes, group, bits, buf);
   return info;
 }
 
@@ -135,11 +134,11 @@ std::string col_text(int64_t r, int64_t c) { return "row " + std::to_string(r) +
 }  // namespace
 
 void decode_row(const uint8_t* row, int64_t cols, Encoding encoding, const EncodingParams& params, float* out) {
-  if (encoding == Encoding::I4) {
+  if (const int bits = group_code_bits(encoding)) {
     const int64_t group = params.group_size;
     float buf[128];
     for (int64_t g = 0; g * group < cols; ++g) {
-      const I4Group info = unpack_i4_group(row, g, cols, group, buf);
+      const GroupInfo info = unpack_group(row, g, cols, group, bits, buf);
       float* o = out + g * group;
       for (int64_t i = 0; i < info.n; ++i) o[i] = info.min + buf[i] * info.scale;
     }
@@ -161,12 +160,12 @@ void decode_row_i32(const uint8_t* row, int64_t cols, int32_t* out) {
 
 float dot_row_portable(const uint8_t* row, const float* x, int64_t cols, Encoding encoding,
                        const EncodingParams& params) {
-  if (encoding == Encoding::I4) {
+  if (const int bits = group_code_bits(encoding)) {
     const int64_t group = params.group_size;
     float buf[128];
     float total = 0.0f;
     for (int64_t g = 0; g * group < cols; ++g) {
-      const I4Group info = unpack_i4_group(row, g, cols, group, buf);
+      const GroupInfo info = unpack_group(row, g, cols, group, bits, buf);
       DotAccumulator qx, sx;
       qx.add(buf, x + g * group, info.n);
       sx.add_sum(x + g * group, info.n);
@@ -191,11 +190,11 @@ float dot_row_portable(const uint8_t* row, const float* x, int64_t cols, Encodin
 
 void axpy_row_portable(float a, const uint8_t* row, int64_t cols, Encoding encoding, const EncodingParams& params,
                        float* y) {
-  if (encoding == Encoding::I4) {
+  if (const int bits = group_code_bits(encoding)) {
     const int64_t group = params.group_size;
     float buf[128];
     for (int64_t g = 0; g * group < cols; ++g) {
-      const I4Group info = unpack_i4_group(row, g, cols, group, buf);
+      const GroupInfo info = unpack_group(row, g, cols, group, bits, buf);
       const float as = a * info.scale, am = a * info.min;
       float* yy = y + g * group;
       for (int64_t i = 0; i < info.n; ++i) yy[i] += am + as * buf[i];
@@ -227,7 +226,7 @@ RWKVLITE_CLONES void dot_rows_batch(const uint8_t* rows, size_t row_stride, int6
   // same products and the same DotAccumulator order as dot_row_portable, so the same bits.
   thread_local std::vector<float> buf, group_scale, group_min, x_sums;
   buf.resize(static_cast<size_t>(cols));
-  if (encoding == Encoding::I4) {
+  if (const int bits = group_code_bits(encoding)) {
     const int64_t group = params.group_size, groups = (cols + group - 1) / group;
     group_scale.resize(static_cast<size_t>(groups));
     group_min.resize(static_cast<size_t>(groups));
@@ -242,7 +241,7 @@ RWKVLITE_CLONES void dot_rows_batch(const uint8_t* rows, size_t row_stride, int6
     for (int64_t r = 0; r < n_rows; ++r) {
       const uint8_t* row = rows + static_cast<size_t>(r) * row_stride;
       for (int64_t g = 0; g < groups; ++g) {
-        const I4Group info = unpack_i4_group(row, g, cols, group, buf.data() + g * group);
+        const GroupInfo info = unpack_group(row, g, cols, group, bits, buf.data() + g * group);
         group_scale[static_cast<size_t>(g)] = info.scale;
         group_min[static_cast<size_t>(g)] = info.min;
       }
@@ -309,20 +308,24 @@ std::optional<std::string> check_encoded_rows(const uint8_t* data, int64_t rows,
         }
         break;
       }
-      case Encoding::I4: {
+      case Encoding::I4:
+      case Encoding::I3:
+      case Encoding::I2: {
+        const int bits = group_code_bits(encoding);
+        const std::string name = "i" + std::to_string(bits);
         const int64_t group = params.group_size;
-        const int64_t group_bytes = kI4GroupHeaderBytes + group / 2;
         for (int64_t g = 0; g * group < cols; ++g) {
-          const uint8_t* p = row + g * group_bytes;
+          const uint8_t* p = row + g * group_bytes(group, bits);
           const float scale = fp16_to_float_fast(load_u16(p)), min = fp16_to_float_fast(load_u16(p + 2));
           if (bad_scale(scale) || !std::isfinite(min)) {
-            return "i4 scale or min of row " + std::to_string(r) + ", group " + std::to_string(g) +
+            return name + " scale or min of row " + std::to_string(r) + ", group " + std::to_string(g) +
                    " is negative or not finite";
           }
-          // Unused nibbles of a partial last group must be zero: the format has one encoding per tensor.
+          // Unused codes of a partial last group must be zero: the format has one encoding per tensor.
           for (int64_t i = std::min(group, cols - g * group); i < group; ++i) {
-            if ((p[kI4GroupHeaderBytes + i / 2] >> ((i & 1) * 4)) & 15u) {
-              return "non-zero padding nibble in row " + std::to_string(r) + " (i4)";
+            if (get_group_code(p + kI4GroupHeaderBytes, i, bits) != 0) {
+              return "non-zero padding " + std::string(bits == 4 ? "nibble" : "code") + " in row " + std::to_string(r) +
+                     " (" + name + ")";
             }
           }
         }

@@ -1,7 +1,8 @@
 // Matrix-vector products over stored rows: y[r] = dot_row(row r, x) for a block of rows, the
 // kernel behind every compressed projection. Single-token inference is bound by memory
 // bandwidth, so what matters is streaming each stored byte once at full speed: the rows are
-// converted in registers (F16C for f16, sign extension for i8, nibble unpacking for i4), four
+// converted in registers (F16C for f16, sign extension for i8, nibble unpacking for i4; i3 and
+// i2 codes are unpacked by scalar bit extraction into a small buffer first), four
 // rows at a time so that four independent accumulator chains hide the add latency.
 //
 // Every result is bit-identical to dot_row: one 8-lane accumulator per row gets element i in
@@ -36,7 +37,9 @@ namespace {
     case Encoding::BF16:
     case Encoding::I8:
     case Encoding::B1: return true;
-    case Encoding::I4: return cols % params.group_size == 0;  // a partial last group has a tail
+    case Encoding::I4:
+    case Encoding::I3:
+    case Encoding::I2: return cols % params.group_size == 0;  // a partial last group has a tail
     default: return false;
   }
 }
@@ -208,6 +211,56 @@ RWKVLITE_AVX2 void dot_rows_i4(Rows rows, int64_t n_rows, const float* x, int64_
   if (r < n_rows) dot_i4_rows<1>(rows, r, x, cols, group, group_x_sums, y + r);
 }
 
+// K i3 or i2 rows of whole groups: each group's codes are unpacked into floats first (scalar
+// bit extraction, as the portable kernel does) and then multiplied and added 8 lanes at a time
+// in dot_row's order; the per-group combination is dot_i4_rows'.
+template <int K, typename Rows>
+RWKVLITE_AVX2 void dot_packed_rows(Rows rows, int64_t first, const float* x, int64_t cols, int64_t group, int bits,
+                                   const float* group_x_sums, float* y) {
+  const int64_t gbytes = group_bytes(group, bits);
+  float total[K] = {};
+  alignas(32) float codes[128];
+  for (int64_t g = 0; g < cols / group; ++g) {
+    const float* xg = x + g * group;
+    for (int k = 0; k < K; ++k) {
+      const uint8_t* p = rows[first + k] + g * gbytes;
+      unpack_group_codes(p + kI4GroupHeaderBytes, group, bits, codes);
+      __m256 a = _mm256_setzero_ps();
+      for (int64_t c = 0; c < group; c += 8) {
+        a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_load_ps(codes + c), _mm256_loadu_ps(xg + c)));
+      }
+      const float scale = fp16_to_float_fast(load_u16(p)), min = fp16_to_float_fast(load_u16(p + 2));
+      total[k] += scale * combine_lanes(a, 0.0f) + min * group_x_sums[g];
+    }
+  }
+  for (int k = 0; k < K; ++k) y[k] = total[k];
+}
+
+template <typename Rows>
+RWKVLITE_AVX2 void dot_rows_packed(Rows rows, int64_t n_rows, const float* x, int64_t cols, int64_t group, int bits,
+                                   const float* group_x_sums, float* y) {
+  int64_t r = 0;
+  for (; r + 2 <= n_rows; r += 2) dot_packed_rows<2>(rows, r, x, cols, group, bits, group_x_sums, y + r);
+  if (r < n_rows) dot_packed_rows<1>(rows, r, x, cols, group, bits, group_x_sums, y + r);
+}
+
+// y[i] += a * (min + scale * q[i]) per i3/i2 group, as am + as * q[i] (axpy_row_portable's order).
+RWKVLITE_AVX2 void axpy_packed(float a, const uint8_t* row, int64_t cols, int64_t group, int bits, float* y) {
+  const int64_t gbytes = group_bytes(group, bits);
+  alignas(32) float codes[128];
+  for (int64_t g = 0; g < cols / group; ++g) {
+    const uint8_t* p = row + g * gbytes;
+    const __m256 as = _mm256_set1_ps(a * fp16_to_float_fast(load_u16(p)));
+    const __m256 am = _mm256_set1_ps(a * fp16_to_float_fast(load_u16(p + 2)));
+    unpack_group_codes(p + kI4GroupHeaderBytes, group, bits, codes);
+    float* yg = y + g * group;
+    for (int64_t c = 0; c < group; c += 8) {
+      _mm256_storeu_ps(yg + c, _mm256_add_ps(_mm256_loadu_ps(yg + c),
+                                             _mm256_add_ps(am, _mm256_mul_ps(as, _mm256_load_ps(codes + c)))));
+    }
+  }
+}
+
 // y[i] += a * row[i] for a row with one scale (or none), as axpy_row_portable computes it.
 template <Encoding E>
 RWKVLITE_AVX2 void axpy_scaled(float a, const uint8_t* row, int64_t cols, float* y) {
@@ -303,6 +356,13 @@ bool dot_rows_vector(Rows rows, int64_t n_rows, const float* x, int64_t cols, En
       dot_rows_i4(rows, n_rows, x, cols, params.group_size, sums.data(), y);
       return true;
     }
+    case Encoding::I3:
+    case Encoding::I2: {
+      thread_local std::vector<float> sums;
+      i4_group_x_sums(x, cols, params.group_size, sums);  // the same sums for every group encoding
+      dot_rows_packed(rows, n_rows, x, cols, params.group_size, group_code_bits(encoding), sums.data(), y);
+      return true;
+    }
     default: return false;
   }
 #else
@@ -341,6 +401,8 @@ void axpy_row(float a, const uint8_t* row, int64_t cols, Encoding encoding, cons
       case Encoding::I8: axpy_scaled<Encoding::I8>(a, row, cols, y); return;
       case Encoding::B1: axpy_scaled<Encoding::B1>(a, row, cols, y); return;
       case Encoding::I4: axpy_i4(a, row, cols, params.group_size, y); return;
+      case Encoding::I3:
+      case Encoding::I2: axpy_packed(a, row, cols, params.group_size, group_code_bits(encoding), y); return;
       default: break;
     }
   }

@@ -8,7 +8,9 @@ namespace rwkvlite::format {
 
 namespace {
 
-constexpr std::array<const char*, 10> kNames = {"f32", "f16", "bf16", "i8", "i4g32", "i4g64", "i4g128", "b1", "i32", "u8"};
+constexpr std::array<const char*, 16> kNames = {"f32",   "f16",   "bf16",   "i8",    "i4g32", "i4g64",
+                                                "i4g128", "b1",   "i32",    "u8",    "i3g32", "i3g64",
+                                                "i3g128", "i2g32", "i2g64", "i2g128"};
 
 // The largest row size we accept: far above any real row, and small enough that
 // row_bytes * rows overflow checks in callers stay simple.
@@ -29,14 +31,24 @@ std::span<const char* const> all_encoding_names() { return kNames; }
 
 bool is_integer_encoding(Encoding encoding) { return encoding == Encoding::I32 || encoding == Encoding::U8; }
 
+int group_code_bits(Encoding encoding) {
+  switch (encoding) {
+    case Encoding::I4: return 4;
+    case Encoding::I3: return 3;
+    case Encoding::I2: return 2;
+    default: return 0;
+  }
+}
+
 void check_encoding_params(Encoding encoding, const EncodingParams& params) {
-  if (encoding == Encoding::I4) {
+  if (const int bits = group_code_bits(encoding)) {
     const int32_t g = params.group_size;
     if (g != 32 && g != 64 && g != 128) {
-      throw UsageError("the i4 encoding needs a group size of 32, 64 or 128, not " + std::to_string(g));
+      throw UsageError("the i" + std::to_string(bits) + " encoding needs a group size of 32, 64 or 128, not " +
+                       std::to_string(g));
     }
   } else if (params.group_size != 0) {
-    throw UsageError("only the i4 encoding takes a group size (got " + std::to_string(params.group_size) + ")");
+    throw UsageError("only the i4, i3 and i2 encodings take a group size (got " + std::to_string(params.group_size) + ")");
   }
 }
 
@@ -48,6 +60,8 @@ std::string encoding_name(Encoding encoding, const EncodingParams& params) {
     case Encoding::BF16: return "bf16";
     case Encoding::I8: return "i8";
     case Encoding::I4: return "i4g" + std::to_string(params.group_size);
+    case Encoding::I3: return "i3g" + std::to_string(params.group_size);
+    case Encoding::I2: return "i2g" + std::to_string(params.group_size);
     case Encoding::B1: return "b1";
     case Encoding::I32: return "i32";
     case Encoding::U8: return "u8";
@@ -66,6 +80,12 @@ std::optional<EncodingSpec> try_parse_encoding(std::string_view name) {
   if (name == "i4g32") return EncodingSpec{Encoding::I4, {32}};
   if (name == "i4g64") return EncodingSpec{Encoding::I4, {64}};
   if (name == "i4g128") return EncodingSpec{Encoding::I4, {128}};
+  if (name == "i3g32") return EncodingSpec{Encoding::I3, {32}};
+  if (name == "i3g64") return EncodingSpec{Encoding::I3, {64}};
+  if (name == "i3g128") return EncodingSpec{Encoding::I3, {128}};
+  if (name == "i2g32") return EncodingSpec{Encoding::I2, {32}};
+  if (name == "i2g64") return EncodingSpec{Encoding::I2, {64}};
+  if (name == "i2g128") return EncodingSpec{Encoding::I2, {128}};
   if (name == "b1") return EncodingSpec{Encoding::B1, {}};
   if (name == "i32") return EncodingSpec{Encoding::I32, {}};
   if (name == "u8") return EncodingSpec{Encoding::U8, {}};
@@ -89,10 +109,13 @@ size_t encoded_row_bytes(Encoding encoding, int64_t cols, const EncodingParams& 
     case Encoding::F16:
     case Encoding::BF16: bytes = 2 * c; break;
     case Encoding::I8: bytes = 4 + c; break;
-    case Encoding::I4: {
+    case Encoding::I4:
+    case Encoding::I3:
+    case Encoding::I2: {
+      // Every group whole, its codes packed into g * bits / 8 bytes (g is a multiple of 8).
       const uint64_t g = static_cast<uint64_t>(params.group_size);
       const uint64_t groups = (c + g - 1) / g;
-      bytes = groups * (4 + g / 2);
+      bytes = groups * (4 + g * static_cast<uint64_t>(group_code_bits(encoding)) / 8);
       break;
     }
     case Encoding::B1: bytes = 4 + (c + 7) / 8; break;

@@ -23,12 +23,20 @@ enum class Encoding : uint8_t {
   B1,    // per row: f32 scale (mean |w|), then one sign bit per weight
   I32,   // int32 integer tables (indices, cluster ids), stored as is
   U8,    // raw bytes
+  I3,    // as I4 with 3-bit codes: per group f16 scale, f16 min, 3G/8 bytes of packed codes
+  I2,    // as I4 with 2-bit codes: per group f16 scale, f16 min, G/4 bytes of packed codes
 };
 
-// The parameters an encoding needs beyond its kind. Only I4 has one (its group size); every
-// other encoding requires the defaults, so {kind, params} has exactly one spelling.
+// Bits per code of the group encodings (I4, I3, I2: asymmetric, per group of G columns an f16
+// scale and min); 0 for every other encoding.
+int group_code_bits(Encoding encoding);
+inline bool is_group_encoding(Encoding encoding) { return group_code_bits(encoding) != 0; }
+
+// The parameters an encoding needs beyond its kind. Only the group encodings (I4, I3, I2) have
+// one (their group size); every other encoding requires the defaults, so {kind, params} has
+// exactly one spelling.
 struct EncodingParams {
-  int32_t group_size = 0;  // I4: 32, 64 or 128; 0 otherwise
+  int32_t group_size = 0;  // I4, I3, I2: 32, 64 or 128; 0 otherwise
   bool operator==(const EncodingParams&) const = default;
 };
 
@@ -39,7 +47,8 @@ struct EncodingSpec {
   bool operator==(const EncodingSpec&) const = default;
 };
 
-// "f32", "f16", "bf16", "i8", "i4g32", "i4g64", "i4g128", "b1", "i32", "u8".
+// "f32", "f16", "bf16", "i8", "i4g32", "i4g64", "i4g128", "b1", "i32", "u8", "i3g32", "i3g64",
+// "i3g128", "i2g32", "i2g64", "i2g128".
 // Throws UsageError when the parameters are not valid for the encoding.
 std::string encoding_name(Encoding encoding, const EncodingParams& params = {});
 std::string encoding_name(const EncodingSpec& spec);
@@ -52,7 +61,7 @@ std::optional<EncodingSpec> try_parse_encoding(std::string_view name);
 // Every valid name, in the order above, for help texts and tests.
 std::span<const char* const> all_encoding_names();
 
-// Throws UsageError unless params are valid for the encoding (I4 group in {32, 64, 128},
+// Throws UsageError unless params are valid for the encoding (I4/I3/I2 group in {32, 64, 128},
 // zero elsewhere).
 void check_encoding_params(Encoding encoding, const EncodingParams& params);
 

@@ -199,7 +199,33 @@ TEST_CASE("config errors name file line column and the problem", "[config]") {
     const std::string e = load_error("[[pass]]\ntype = \"quantize\"\nrules = [ { targets = [\"**\"], encoding = \"i3\" } ]\n");
     INFO(e);
     CHECK_THAT(e, Catch::Contains("config.toml:3:"));
-    CHECK_THAT(e, Catch::Contains("must be one of f32, f16, bf16, i8, i4g32, i4g64, i4g128, not 'i3'"));
+    CHECK_THAT(e, Catch::Contains("must be one of f32, f16, bf16, i8, i4g32, i4g64, i4g128, i3g32, i3g64, i3g128, "
+                                  "i2g32, i2g64, i2g128, not 'i3'"));
+  }
+  SECTION("quantize methods") {
+    const std::string rule = "[[pass]]\ntype = \"quantize\"\nrules = [ { targets = [\"**\"], encoding = \"i4g64\", ";
+    const std::string typo = load_error(rule + "method = \"gptqq\" } ]\n");
+    INFO(typo);
+    CHECK_THAT(typo, Catch::Contains("config.toml:3:"));
+    CHECK_THAT(typo, Catch::Contains("'method' in rules #1 of [[pass]] #1 (quantize) must be one of rtn, weighted, gptq, not 'gptqq'"));
+    CHECK_THAT(typo, Catch::Contains("did you mean 'gptq'?"));
+    const std::string f16 = load_error(
+        "[[pass]]\ntype = \"quantize\"\nrules = [ { targets = [\"**\"], encoding = \"f16\", method = \"weighted\" } ]\n");
+    INFO(f16);
+    CHECK_THAT(f16, Catch::Contains("config.toml:3:"));
+    CHECK_THAT(f16, Catch::Contains("method \"weighted\" of rules #1 of [[pass]] #1 (quantize) needs an integer encoding"));
+    const std::string damping_rtn = load_error(rule + "damping = 0.1 } ]\n");
+    INFO(damping_rtn);
+    CHECK_THAT(damping_rtn, Catch::Contains("config.toml:3:"));
+    CHECK_THAT(damping_rtn, Catch::Contains("'damping' of rules #1 of [[pass]] #1 (quantize) applies to method = \"gptq\" only"));
+    const std::string damping_range = load_error(rule + "method = \"gptq\", damping = 1.5 } ]\n");
+    INFO(damping_range);
+    CHECK_THAT(damping_range, Catch::Contains("'damping' in rules #1 of [[pass]] #1 (quantize) must be in [0, 1], got 1.5"));
+    const std::string unknown = load_error(rule + "method = \"gptq\", dampng = 0.1 } ]\n");
+    CHECK_THAT(unknown, Catch::Contains("unknown key 'dampng' in rules #1 of [[pass]] #1 (quantize); did you mean 'damping'?"));
+    const std::string flag = load_error(
+        "[[pass]]\ntype = \"quantize\"\noutput_error = 1\nrules = [ { targets = [\"**\"], encoding = \"i8\" } ]\n");
+    CHECK_THAT(flag, Catch::Contains("config.toml:3:16: 'output_error' in [[pass]] #1 (quantize) must be a boolean"));
   }
   SECTION("malformed TOML") {
     const std::string e = load_error("[[pass]]\ntype = \"lowrank\"\ndivisor = \n");
@@ -428,6 +454,40 @@ TEST_CASE("quantize pass: encodings by first matching rule and byte sizes", "[co
   CHECK(head.bytes_after == 256 * 64 * 2);
   // lr_a [8, 64] in i8: 8 rows of 4 + 64 bytes.
   CHECK(rows[0].bytes_after == 8 * 68);
+}
+
+TEST_CASE("quantize: methods resolve only when given, need calibration, and need input statistics", "[config][quantize]") {
+  // Without method the rule resolves as before (so existing configs hash and write the same).
+  const PipelineConfig plain = load_pipeline_config(write_config(kValid, "q.toml"), builtin_passes());
+  CHECK(plain.passes[1].settings().dump().find("method") == std::string::npos);
+  CHECK_FALSE(plain.passes[1].pass->needs_calibration());
+  const PipelineConfig gptq = load_pipeline_config(
+      write_config("[[pass]]\ntype = \"quantize\"\nrules = [ { targets = [\"blocks.*.att.key.weight\"], encoding = "
+                   "\"i4g64\", method = \"gptq\", damping = 0.05 } ]\n",
+                   "g.toml"),
+      builtin_passes());
+  CHECK(gptq.passes[0].settings().dump() ==
+        R"({"rules":[{"targets":["blocks.*.att.key.weight"],"ignore":[],"encoding":"i4g64","method":"gptq","damping":0.05}]})");
+  CHECK(gptq.passes[0].pass->needs_calibration());
+  CHECK(has_input_statistics("blocks.3.att.output.weight"));
+  CHECK(has_input_statistics("blocks.3.att.key.lr_a"));
+  CHECK(has_input_statistics("blocks.3.ffn.key.lr_b"));
+  CHECK_FALSE(has_input_statistics("blocks.3.ffn.value.weight"));  // relu(k)² is not recorded
+  CHECK_FALSE(has_input_statistics("head.weight"));
+
+  const std::string path = tiny_model_path("5v2-730K", "FP32");
+  RWKVLITE_REQUIRE_FILE_OR_SKIP(path);
+  const CompressedModel model = CompressedModel::from_dense(read_rwkvcpp(path));
+  QuantizeOptions o;
+  o.rules = {{{"head.weight", "blocks.0.att.key.weight"}, {}, "i4g64", QuantizeMethod::Weighted, kDefaultGptqDamping}};
+  QuantizePass pass(o);
+  CompressPlan plan{model.shapes_only(), {}, 0, {}};
+  try {
+    pass.plan(plan);
+    FAIL("expected a UsageError");
+  } catch (const UsageError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("quantize: rule 1 (method \"weighted\") matches 'head.weight', whose input statistics"));
+  }
 }
 
 TEST_CASE("quantize plan: a rule that matches no tensor is a warning", "[config][quantize]") {

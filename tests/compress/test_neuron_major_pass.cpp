@@ -98,7 +98,7 @@ TEST_CASE("neuron_major rejects what it cannot apply to", "[neuron_major]") {
   }
   SECTION("low-ranked key") {
     CompressedModel model = CompressedModel::from_dense(dense);
-    model.put(StoredTensor{"blocks.0.ffn.key.lr_a", Tensor({2, 2}), "f32", false}, "blocks.0.ffn.key.weight");
+    model.put(StoredTensor{"blocks.0.ffn.key.lr_a", Tensor({2, 2}), "f32", false, {}}, "blocks.0.ffn.key.weight");
     model.remove("blocks.0.ffn.key.weight");
     CHECK_THROWS_WITH(pass->validate(model), Catch::Contains("low-ranked"));
   }

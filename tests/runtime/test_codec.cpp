@@ -46,7 +46,8 @@ float f32_at(const uint8_t* p) {
 }
 uint16_t u16_at(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
 
-const char* kFloatEncodings[] = {"f32", "f16", "bf16", "i8", "i4g32", "i4g64", "i4g128", "b1"};
+const char* kFloatEncodings[] = {"f32",   "f16",   "bf16",   "i8",    "i4g32", "i4g64",  "i4g128", "b1",
+                                 "i3g32", "i3g64", "i3g128", "i2g32", "i2g64", "i2g128"};
 
 }  // namespace
 
@@ -55,15 +56,18 @@ TEST_CASE("encoding names parse and print", "[codec]") {
     CAPTURE(name);
     CHECK(encoding_name(parse_encoding(name)) == name);
   }
-  CHECK(all_encoding_names().size() == 10);
+  CHECK(all_encoding_names().size() == 16);
   CHECK(parse_encoding("i4g64") == EncodingSpec{Encoding::I4, {64}});
-  for (const char* bad : {"", "F32", "i4", "i4g16", "i4g256", "q4_0", "fp16", "i8 "}) {
+  CHECK(parse_encoding("i3g64") == EncodingSpec{Encoding::I3, {64}});
+  CHECK(parse_encoding("i2g32") == EncodingSpec{Encoding::I2, {32}});
+  for (const char* bad : {"", "F32", "i4", "i4g16", "i4g256", "q4_0", "fp16", "i8 ", "i3", "i3g16", "i2g256", "i1g32"}) {
     CAPTURE(bad);
     CHECK_THROWS_AS(parse_encoding(bad), UsageError);
     CHECK_FALSE(try_parse_encoding(bad).has_value());
   }
   CHECK_THROWS_WITH(parse_encoding("q9"), Catch::Contains("unknown encoding 'q9'") && Catch::Contains("i4g128"));
   CHECK_THROWS_AS(encoding_name(Encoding::I4, {}), UsageError);
+  CHECK_THROWS_AS(encoding_name(Encoding::I3, {48}), UsageError);
   CHECK_THROWS_AS(encoding_name(Encoding::I8, {32}), UsageError);
   CHECK_THROWS_AS(encoded_row_bytes(Encoding::F32, 0), UsageError);
 }
@@ -81,6 +85,10 @@ TEST_CASE("encoded row sizes", "[codec]") {
       {"b1", 1, 5},          {"b1", 8, 5},          {"b1", 9, 6},            {"i8", 1, 5},
       {"f32", 4096, 16384},  {"i8", 4096, 4100},    {"i4g32", 4096, 2560},   {"i4g64", 4096, 2304},
       {"i4g128", 4096, 2176}, {"b1", 4096, 516},
+      // i3: 3G/8 code bytes per group, i2: G/4; every group whole.
+      {"i3g32", 1000, 512},  {"i3g64", 1000, 448},  {"i3g128", 1000, 416},   {"i3g128", 129, 104},
+      {"i2g32", 1000, 384},  {"i2g64", 1000, 320},  {"i2g128", 1000, 288},   {"i2g32", 1, 12},
+      {"i3g64", 4096, 1792}, {"i2g32", 4096, 1536},
   };
   for (const Row& r : rows) {
     CAPTURE(r.name, r.cols);
@@ -105,6 +113,34 @@ TEST_CASE("hand-computed layouts match the documentation", "[codec]") {
     expected[2] = 0x00, expected[3] = 0xbc;  // min -1
     expected[4] = 0x50;                      // codes 0 (col 0, low nibble) and 5 (col 1, high nibble)
     expected[5] = 0x0f;                      // code 15 (col 2)
+    CHECK(b == expected);
+  }
+  SECTION("i3g32: 7 levels, codes packed LSB first across byte boundaries") {
+    const float row[] = {-1.0f, 0.0f, 2.0f};
+    const auto b = encode_rows(row, 1, 3, Encoding::I3, {32});
+    REQUIRE(b.size() == 16);
+    // 3/7 rounds to the fp16 0x36db = 0.42847 < 3/7, so the scale is 0x36dc = 0.4287109375.
+    std::vector<uint8_t> expected(16, 0);
+    expected[0] = 0xdc, expected[1] = 0x36;
+    expected[2] = 0x00, expected[3] = 0xbc;  // min -1
+    // codes 0 (bits 0-2), 2 (bits 3-5), 7 (bits 6-8, straddling into byte 1)
+    expected[4] = 0xd0;
+    expected[5] = 0x01;
+    CHECK(b == expected);
+    std::vector<float> back(3);
+    decode_row(b.data(), 3, Encoding::I3, {32}, back.data());
+    CHECK(back[0] == -1.0f);
+    CHECK(back[1] == -1.0f + 2 * 0.4287109375f);
+    CHECK(back[2] == -1.0f + 7 * 0.4287109375f);
+  }
+  SECTION("i2g32: 3 levels, four codes per byte") {
+    const float row[] = {-1.0f, 0.0f, 2.0f};
+    const auto b = encode_rows(row, 1, 3, Encoding::I2, {32});
+    REQUIRE(b.size() == 12);
+    std::vector<uint8_t> expected(12, 0);
+    expected[0] = 0x00, expected[1] = 0x3c;  // scale 1
+    expected[2] = 0x00, expected[3] = 0xbc;  // min -1
+    expected[4] = 0x34;                      // codes 0, 1, 3 in bits 0-1, 2-3, 4-5
     CHECK(b == expected);
   }
   SECTION("b1: f32 mean |w| then sign bits, LSB first, 1 = negative") {
@@ -183,22 +219,26 @@ TEST_CASE("i8 error is at most half a step per element", "[codec]") {
             << ", rms err = " << std::sqrt(sum_sq / (rows * cols)) << "\n";
 }
 
-TEST_CASE("i4 error is at most half a step per element of each group", "[codec]") {
+TEST_CASE("group encodings (i4, i3, i2) err by at most half a step per element of each group", "[codec]") {
+  for (Encoding encoding : {Encoding::I4, Encoding::I3, Encoding::I2}) {
+  const int bits = group_code_bits(encoding);
+  const int levels = (1 << bits) - 1;
   for (int32_t g : {32, 64, 128}) {
     for (int64_t cols : {int64_t{1000}, int64_t{4096}, int64_t{5}}) {
+      CAPTURE(bits, g, cols);
       const int64_t rows = 16;
       auto v = gaussian(rows * cols, 0.02f, 4 + cols);
       v[3] = 0.5f;                                                 // outlier in group 0 of row 0
       std::fill(v.begin() + cols, v.begin() + 2 * cols, 0.125f);  // constant row: exact
-      const EncodingSpec spec{Encoding::I4, {g}};
+      const EncodingSpec spec{encoding, {g}};
       const auto bytes = encode_rows(v.data(), rows, cols, spec);
-      REQUIRE_FALSE(check_encoded_rows(bytes.data(), rows, cols, Encoding::I4, {g}).has_value());
+      REQUIRE_FALSE(check_encoded_rows(bytes.data(), rows, cols, encoding, {g}).has_value());
       const auto back = decode_all(bytes, rows, cols, spec);
       const size_t rb = encoded_row_bytes(spec, cols);
       double worst_ratio = 0, sum_sq = 0;
       for (int64_t r = 0; r < rows; ++r) {
         for (int64_t c = 0; c < cols; ++c) {
-          const uint8_t* group = bytes.data() + r * rb + (c / g) * (4 + g / 2);
+          const uint8_t* group = bytes.data() + r * rb + (c / g) * (4 + g * bits / 8);
           const float scale = fp16_to_float(u16_at(group)), min = fp16_to_float(u16_at(group + 2));
           const float w = v[r * cols + c];
           REQUIRE(min <= w);
@@ -206,15 +246,30 @@ TEST_CASE("i4 error is at most half a step per element of each group", "[codec]"
           sum_sq += err * err;
           if (scale > 0) worst_ratio = std::max(worst_ratio, err / scale);
           // Half a step, plus the float rounding of min + q * scale (two roundings of a value <= ~|w|+scale).
-          REQUIRE(err <= scale / 2 + 2 * std::ldexp(1.0, -24) * (std::fabs(w) + 16 * scale));
+          REQUIRE(err <= scale / 2 + 2 * std::ldexp(1.0, -24) * (std::fabs(w) + (levels + 1) * scale));
         }
       }
       for (int64_t c = 0; c < cols; ++c) CHECK(back[cols + c] == 0.125f);
       if (cols == 4096) {
-        std::cout << "i4g" << g << " (N(0,0.02), 16x4096): max |err|/scale = " << worst_ratio
+        std::cout << "i" << bits << "g" << g << " (N(0,0.02), 16x4096): max |err|/scale = " << worst_ratio
                   << ", rms err = " << std::sqrt(sum_sq / (rows * cols)) << ", " << 8.0 * rb / cols << " bits/weight\n";
       }
     }
+  }
+  }
+}
+
+TEST_CASE("i3 and i2 padding codes of a partial last group must be zero", "[codec]") {
+  for (const char* name : {"i3g32", "i2g64"}) {
+    CAPTURE(name);
+    const EncodingSpec spec = parse_encoding(name);
+    const auto v = gaussian(5, 0.1f, 9);
+    auto bytes = encode_rows(v.data(), 1, 5, spec);
+    REQUIRE_FALSE(check_encoded_rows(bytes.data(), 1, 5, spec.encoding, spec.params).has_value());
+    bytes.back() = 0x80;  // a bit of the last (unused) code
+    const auto problem = check_encoded_rows(bytes.data(), 1, 5, spec.encoding, spec.params);
+    REQUIRE(problem.has_value());
+    CHECK_THAT(*problem, Catch::Contains("non-zero padding code in row 0"));
   }
 }
 
@@ -383,6 +438,9 @@ TEST_CASE("the vector kernels give the portable results bit for bit", "[codec]")
     CHECK(dot_rows_vectorized(Encoding::F16, 768, {}));
     CHECK(dot_rows_vectorized(Encoding::I4, 768, {64}));
     CHECK_FALSE(dot_rows_vectorized(Encoding::I4, 100, {64}));  // partial last group: row by row
+    CHECK(dot_rows_vectorized(Encoding::I3, 768, {64}));
+    CHECK(dot_rows_vectorized(Encoding::I2, 768, {32}));
+    CHECK_FALSE(dot_rows_vectorized(Encoding::I3, 100, {64}));
   } else {
     WARN("this CPU has no AVX2 + F16C: only the portable path was compared with itself");
   }
@@ -408,7 +466,9 @@ TEST_CASE("encoding is deterministic and pinned", "[codec]") {
   }
   CHECK(report ==
         "f32=b1cd2ebc61383d29 f16=39f1d67d2f0ed64a bf16=87acbe74af076aa8 i8=182ba123e9fe4c27 "
-        "i4g32=aac990677c40a768 i4g64=422e9afe401da7bd i4g128=00de560488378cc2 b1=5dc0a11cadf887ff ");
+        "i4g32=aac990677c40a768 i4g64=422e9afe401da7bd i4g128=00de560488378cc2 b1=5dc0a11cadf887ff "
+        "i3g32=2c6f4f2c0333f512 i3g64=d4e83b63f3bfae50 i3g128=9e5c92120971a972 i2g32=f50c5c3afd5604a1 "
+        "i2g64=6c857ff22ac8a9f6 i2g128=f8e2a7aecc957e3b ");
 }
 
 TEST_CASE("kernel throughput", "[.bench]") {
