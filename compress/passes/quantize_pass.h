@@ -96,6 +96,8 @@ class QuantizePass : public Pass {
   // create (**.lr_a), which the model before the pipeline does not have.
   void validate(const CompressedModel& model) const override {}
   bool needs_calibration() const override;
+  // Weighted and GPTQ rules and output_error read only the input moments.
+  CalibrationUse calibration_use() const override { return {.input_moments = needs_calibration()}; }
   // Sets the encodings run() sets; warns about rules that match no tensor. UsageError when a
   // weighted or gptq rule matches a tensor without input statistics.
   void plan(CompressPlan& plan) const override;
