@@ -26,7 +26,7 @@ namespace {
 // k-means scratch, LibTorch's batches) come from the heap, whose freed pages are not returned:
 // peak RSS grew by the sum of passes' scratch, not the largest. Fixed thresholds keep blocks
 // of 1 MiB and more in their own mappings, returned when freed. At the 0.1B shape this cut
-// compress's peak RSS from 2,622 MB to 2,045 MB (docs/benchmarks.md), with identical output.
+// compress's peak RSS from 2,622 MB to 2,043 MB (docs/benchmarks.md), with identical output.
 void return_large_blocks_to_the_system() {
 #ifdef __GLIBC__
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
