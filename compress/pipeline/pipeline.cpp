@@ -234,7 +234,7 @@ void print_dry_run(const CompressPlanSummary& s, const PipelineConfig& config) {
     std::printf("planned_file_bytes      %lld (%s; dense FP32 %s)\n", (long long)s.size.file_bytes,
                 mib(s.size.file_bytes).c_str(), mib(s.dense_fp32_bytes).c_str());
   }
-  std::printf("planned_peak_memory     %s (model x2 + calibration statistics %s)\n", mib(s.peak_memory_bytes).c_str(),
+  std::printf("planned_peak_memory     %s (upper estimate: dense FP32 x2 + calibration statistics %s)\n", mib(s.peak_memory_bytes).c_str(),
               mib(s.calibration_bytes).c_str());
   if (!s.calibration_cache_path.empty()) {
     std::printf("calibration_cache       %s (%s)\n", s.calibration_cache_hit ? "hit" : "miss",

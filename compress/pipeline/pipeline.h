@@ -39,7 +39,7 @@ struct CompressPlanSummary {
   std::vector<std::string> unknowns;  // non-empty: `size` is not what will be written
   int64_t dense_fp32_bytes = 0;
   int64_t calibration_bytes = 0;      // estimate of what calibration holds in memory
-  int64_t peak_memory_bytes = 0;      // estimate: the dense model twice plus calibration
+  int64_t peak_memory_bytes = 0;      // upper estimate: the dense model twice plus calibration
   // With a calibration cache directory and a pass that needs calibration: the entry's path and
   // whether it exists (a run may still find it unreadable and recompute).
   std::string calibration_cache_path;
