@@ -178,16 +178,6 @@ std::vector<double> diagonal_of(const Eigen::MatrixXd& C) {
   return d;
 }
 
-// decode(encode(values)) through the format's codec, as the file will hold them.
-std::vector<float> decoded_values(const Tensor& values, const format::EncodingSpec& spec) {
-  const int64_t rows = values.rows(), cols = values.cols();
-  const std::vector<uint8_t> encoded = format::encode_rows(values.data.data(), rows, cols, spec);
-  const size_t row_bytes = format::encoded_row_bytes(spec, cols);
-  std::vector<float> out(values.data.size());
-  for (int64_t r = 0; r < rows; ++r) format::decode_row(encoded.data() + r * row_bytes, cols, spec, out.data() + r * cols);
-  return out;
-}
-
 // ||w - q|| / ||w|| in double, in element order (0 for an all-zero w).
 double relative_error(const std::vector<float>& w, const std::vector<float>& q) {
   double error = 0, reference = 0;
@@ -273,7 +263,7 @@ void quantize_tensor(const QuantizeRule& rule, bool measure, const std::optional
   if (rule.method == QuantizeMethod::RoundToNearest) {
     // The values stay as they are; the writer encodes them.
     row.value = round_trip_error(t.values, encoding);
-    if (C) output_error = input_weighted_error(t.values.data, decoded_values(t.values, spec), t.values.rows(), t.values.cols(), *C);
+    if (C) output_error = input_weighted_error(t.values.data, format::round_trip_rows(t.values.data.data(), t.values.rows(), t.values.cols(), spec), t.values.rows(), t.values.cols(), *C);
   } else {
     std::vector<float> original = std::move(t.values.data);
     const Tensor w{t.values.shape, std::move(original)};

@@ -116,4 +116,8 @@ inline void axpy_row(float a, const uint8_t* row, int64_t cols, const EncodingSp
   axpy_row(a, row, cols, spec.encoding, spec.params, y);
 }
 
+// decode(encode(src)): the values a file holding `src` in `spec` gives back, row by row. What
+// the quantize pass measures its errors on and the sensitivity profile evaluates.
+std::vector<float> round_trip_rows(const float* src, int64_t rows, int64_t cols, const EncodingSpec& spec);
+
 }  // namespace rwkvlite::format

@@ -275,4 +275,12 @@ std::vector<uint8_t> encode_rows_i32(const int32_t* src, int64_t rows, int64_t c
   return out;
 }
 
+std::vector<float> round_trip_rows(const float* src, int64_t rows, int64_t cols, const EncodingSpec& spec) {
+  const std::vector<uint8_t> encoded = encode_rows(src, rows, cols, spec);
+  const size_t row_bytes = encoded_row_bytes(spec, cols);
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) decode_row(encoded.data() + r * row_bytes, cols, spec, out.data() + r * cols);
+  return out;
+}
+
 }  // namespace rwkvlite::format

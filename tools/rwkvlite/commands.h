@@ -19,5 +19,7 @@ void register_verify(CLI::App& app, Action& action);
 void register_synthesize(CLI::App& app, Action& action);
 void register_sweep(CLI::App& app, Action& action);
 void register_check(CLI::App& app, Action& action);
+void register_profile(CLI::App& app, Action& action);
+void register_plan(CLI::App& app, Action& action);
 
 }  // namespace rwkvlite::cli

@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
   cli::register_synthesize(app, action);
   cli::register_sweep(app, action);
   cli::register_check(app, action);
+  cli::register_profile(app, action);
+  cli::register_plan(app, action);
 
 #ifdef RWKVLITE_WITH_TORCH
   register_torch_parts();  // .pth files and the predictor and cluster-head trainers

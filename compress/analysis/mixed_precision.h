@@ -1,0 +1,42 @@
+// Mixed precision from the sensitivity profile: one encoding per profiled tensor, chosen by the
+// budget planner (runtime/plan/budget_planner.h) over the profile's measured or proxied costs,
+// for a byte target ("the best model in N bytes") or a loss limit ("the smallest model within
+// this loss"). Predicted costs add the tensors' single-tensor costs, which ignores how errors
+// in several tensors interact; `rwkvlite plan` and compress report the measured result beside
+// the prediction.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compress/analysis/sensitivity_profile.h"
+
+namespace rwkvlite {
+
+struct PrecisionChoice {
+  std::string tensor;
+  std::string encoding;
+  int64_t bytes = 0;
+  double predicted_delta_bits_per_byte = 0;
+};
+
+struct MixedPrecisionPlan {
+  bool feasible = false;
+  std::vector<PrecisionChoice> tensors;      // profile order
+  int64_t profiled_bytes = 0;                // sum of the chosen encodings' bytes
+  int64_t weight_bytes = 0;                  // profiled_bytes + the profile's fixed (FP32) bytes
+  double predicted_delta_bits_per_byte = 0;  // sum of the chosen costs
+  double predicted_bits_per_byte = 0;        // base + delta, on the profile's calibration text
+};
+
+// The smallest predicted cost with weight_bytes <= target_bytes (fixed bytes included).
+MixedPrecisionPlan plan_for_bytes(const SensitivityProfile& profile, int64_t target_bytes);
+// The fewest bytes with a predicted rise of at most max_increase_percent % of the base bits per byte.
+MixedPrecisionPlan plan_for_loss(const SensitivityProfile& profile, double max_increase_percent);
+
+// A compress config holding one quantize pass with one rule per tensor (exact names), the
+// chosen encodings with round to nearest, preceded by `comment` lines (each prefixed "# ").
+std::string mixed_precision_config_toml(const MixedPrecisionPlan& plan, const std::vector<std::string>& comment);
+
+}  // namespace rwkvlite
