@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "compress/passes/quantize_pass.h"
 #include "runtime/core/error.h"
 #include "runtime/plan/budget_planner.h"
 
@@ -46,12 +47,15 @@ MixedPrecisionPlan plan_for_loss(const SensitivityProfile& profile, double max_i
   return to_mixed_precision(profile, plan_within_cost(plan_items(profile), max_cost));
 }
 
-std::string mixed_precision_config_toml(const MixedPrecisionPlan& plan, const std::vector<std::string>& comment) {
+std::string mixed_precision_config_toml(const MixedPrecisionPlan& plan, const std::vector<std::string>& comment,
+                                        bool gptq) {
   std::ostringstream out;
   for (const auto& line : comment) out << "# " << line << "\n";
+  if (gptq) out << "\n[calibration]\ntext = \"bundled\"\noffset = 0\nbytes = 200000\nseed = 1234\n";
   out << "\n[[pass]]\ntype = \"quantize\"\n";
   for (const auto& t : plan.tensors) {
     out << "\n[[pass.rules]]\ntargets = [\"" << t.tensor << "\"]\nencoding = \"" << t.encoding << "\"\n";
+    if (gptq && t.encoding.front() == 'i' && has_input_statistics(t.tensor)) out << "method = \"gptq\"\n";
   }
   return out.str();
 }

@@ -35,8 +35,12 @@ MixedPrecisionPlan plan_for_bytes(const SensitivityProfile& profile, int64_t tar
 // The fewest bytes with a predicted rise of at most max_increase_percent % of the base bits per byte.
 MixedPrecisionPlan plan_for_loss(const SensitivityProfile& profile, double max_increase_percent);
 
-// A compress config holding one quantize pass with one rule per tensor (exact names), the
-// chosen encodings with round to nearest, preceded by `comment` lines (each prefixed "# ").
-std::string mixed_precision_config_toml(const MixedPrecisionPlan& plan, const std::vector<std::string>& comment);
+// A compress config holding one quantize pass with one rule per tensor (exact names) and the
+// chosen encodings, preceded by `comment` lines (each prefixed "# "). With `gptq`, integer
+// encodings of tensors that have input statistics (has_input_statistics) use GPTQ error
+// compensation, and the config calibrates on bytes [0, 200000) of the bundled text; the costs
+// the plan predicts were measured with round to nearest, which GPTQ only lowers.
+std::string mixed_precision_config_toml(const MixedPrecisionPlan& plan, const std::vector<std::string>& comment,
+                                        bool gptq = false);
 
 }  // namespace rwkvlite

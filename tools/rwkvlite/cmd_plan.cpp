@@ -32,6 +32,7 @@ struct PlanCommand {
   double max_bpb_increase = -1;  // percent; < 0: not given
   std::string json_path;
   std::string config_path;
+  std::string method = "rtn";
 };
 
 // "layer 3", "embedding" or "head": the rows of the per-layer table.
@@ -96,7 +97,8 @@ void print_plan(const ordered_json& j, const MixedPrecisionPlan& m, std::FILE* o
 }
 
 int run_plan(const PlanCommand& c) {
-  const SensitivityProfile profile = profile_from_json(read_json_report(c.profile_path, "profile"));
+  const ordered_json profile_json = read_json_report(c.profile_path, "profile");
+  const SensitivityProfile profile = profile_from_json(profile_json);
   int64_t budget = 0;
   MixedPrecisionPlan plan;
   if (!c.memory_budget.empty()) {
@@ -110,11 +112,16 @@ int run_plan(const PlanCommand& c) {
   if (!c.json_path.empty()) tools::write_json(c.json_path, report);
   if (!c.config_path.empty()) {
     std::vector<std::string> comment = {
+        "Profile: " + profile_json.value("model", std::string("(model not recorded)")) + ", " + profile.mode + " mode, " +
+            std::to_string(profile.tokens_scored) + " calibration tokens from " +
+            profile_json.value("calibration_text", std::string("?")) + " at byte " +
+            std::to_string(profile_json.value("calibration_offset", uint64_t{0})) + ".",
         "Mixed precision chosen by `rwkvlite plan " + c.profile_path +
-            (budget > 0 ? " --memory-budget " + c.memory_budget : " --max-bpb-increase " + std::to_string(c.max_bpb_increase)) + "`:",
+            (budget > 0 ? " --memory-budget " + c.memory_budget : " --max-bpb-increase " + std::to_string(c.max_bpb_increase)) +
+            " --method " + c.method + "`:",
         std::to_string(plan.weight_bytes) + " weight bytes, predicted " + std::to_string(plan.predicted_bits_per_byte) +
             " bits/byte on the profile's calibration text (base " + std::to_string(profile.base_bits_per_byte) + ")."};
-    write_file_atomically(c.config_path, mixed_precision_config_toml(plan, comment));
+    write_file_atomically(c.config_path, mixed_precision_config_toml(plan, comment, c.method == "gptq"));
     spdlog::info("wrote {}", c.config_path);
   }
   if (!plan.feasible) {
@@ -145,6 +152,11 @@ void register_plan(CLI::App& app, Action& action) {
   budget->excludes(loss);
   cmd->add_option("--json", c->json_path, "Write the plan as JSON to this file ('-': the JSON alone on stdout)");
   cmd->add_option("--emit-config", c->config_path, "Write the chosen encodings as a compress config (TOML)");
+  cmd->add_option("--method", c->method,
+                  "Quantization of the emitted config: rtn, or gptq where calibration statistics exist "
+                  "(the config then calibrates)")
+      ->check(CLI::IsMember({"rtn", "gptq"}))
+      ->capture_default_str();
   cmd->callback([&action, c, budget, loss] {
     if (budget->count() == 0 && loss->count() == 0)
       throw CLI::ValidationError("plan", "give --memory-budget or --max-bpb-increase");

@@ -87,7 +87,15 @@ int run_profile(ProfileCommand c) {
   const ProfileText text = calibration_text(c, model.dims.n_vocab);
   const SensitivityProfile profile = profile_sensitivity(model, text, c.options);
   if (c.json_path != "-") print_profile(profile, stdout);
-  if (!c.json_path.empty()) tools::write_json(c.json_path, profile_to_json(profile));
+  if (!c.json_path.empty()) {
+    nlohmann::ordered_json j = profile_to_json(profile);
+    // Where it came from, for `rwkvlite plan`'s emitted configs (ignored when read back).
+    j["model"] = c.model.path;
+    j["calibration_text"] = c.text_path.empty() ? "bundled" : c.text_path;
+    j["calibration_offset"] = c.offset;
+    j["calibration_bytes"] = c.max_bytes;
+    tools::write_json(c.json_path, j);
+  }
   return 0;
 }
 
