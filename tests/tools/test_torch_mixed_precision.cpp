@@ -1,0 +1,84 @@
+// Mixed precision from the sensitivity profile, end to end on the trained reference model
+// (.pth, so LibTorch): the shipped configs/mixed-5x-reference.toml (made by `rwkvlite plan
+// models/reference/sensitivity-profile.json --memory-budget 20% --method gptq`) holds at most a
+// fifth of the dense FP16 weight bytes at run time, within 1% of dense bits per byte on the
+// first 30,000 held-out bytes (the full held-out range is in docs/mixed-precision.md: +0.44%).
+// And the front doors of profile and plan: what they refuse, and that plans fit their budget.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/cli_runner.h"
+#include "tests/support/test_support.h"
+
+namespace {
+
+using nlohmann::json;
+using namespace rwkvlite::test;
+
+const std::string kModel = "models/reference/rwkv5-ref-6x256.pth";
+const std::string kProfile = "models/reference/sensitivity-profile.json";
+constexpr int64_t kDenseFp16Bytes = 5265408 * 2;  // parameters x 2
+
+json eval_report(const std::string& model, const std::string& path) {
+  const Result e = run("rwkvlite", "--quiet eval '" + model + "' --max-bytes 30000 --json '" + path + "'");
+  INFO("eval stderr: " << e.err);
+  REQUIRE(e.exit_code == 0);
+  return json::parse(read_all(path));
+}
+
+}  // namespace
+
+TEST_CASE("configs/mixed-5x-reference.toml: 5x below dense FP16 within 1% bits per byte", "[mixed]") {
+  const std::string dir = case_dir("mixed-5x");
+  const Result c = run("rwkvlite", "--quiet compress " + kModel + " -o '" + dir +
+                                       "/m.rwkvlite' -c configs/mixed-5x-reference.toml");
+  INFO("compress stderr: " << c.err);
+  REQUIRE(c.exit_code == 0);
+  const json dense = eval_report(kModel, dir + "/dense.json");
+  const json mixed = eval_report(dir + "/m.rwkvlite", dir + "/mixed.json");
+  REQUIRE(dense["peak_resident_weight_bytes"].get<int64_t>() == kDenseFp16Bytes * 2);  // FP32 as read
+  const int64_t resident = mixed["peak_resident_weight_bytes"].get<int64_t>();
+  const double dense_bpb = dense["bits_per_byte"].get<double>(), mixed_bpb = mixed["bits_per_byte"].get<double>();
+  INFO("resident " << resident << " bytes (" << double(kDenseFp16Bytes) / resident << "x below FP16), bits/byte "
+                   << mixed_bpb << " vs dense " << dense_bpb);
+  CHECK(resident * 5 <= kDenseFp16Bytes);
+  CHECK(mixed_bpb <= dense_bpb * 1.01);
+}
+
+TEST_CASE("rwkvlite plan fits its budget and says when it cannot", "[mixed]") {
+  const Result r = run("rwkvlite", "plan " + kProfile + " --memory-budget 25% --json -");
+  const json j = parse_stdout(r);
+  CHECK(r.exit_code == 0);
+  CHECK(j["weight_bytes"].get<int64_t>() <= kDenseFp16Bytes / 4);
+  CHECK(j["feasible"] == true);
+  int64_t sum = j["fixed_bytes"].get<int64_t>();
+  for (const auto& t : j["tensors"]) sum += t["bytes"].get<int64_t>();
+  CHECK(sum == j["weight_bytes"].get<int64_t>());
+
+  const Result loss = run("rwkvlite", "plan " + kProfile + " --max-bpb-increase 0.5 --json -");
+  const json l = parse_stdout(loss);
+  CHECK(l["predicted_increase_pct"].get<double>() <= 0.5);
+
+  const Result tiny = run("rwkvlite", "plan " + kProfile + " --memory-budget 100000");
+  CHECK(tiny.exit_code == 2);
+  CHECK_THAT(tiny.err, Catch::Contains("below the smallest encodings"));
+  const Result neither = run("rwkvlite", "plan " + kProfile);
+  CHECK(neither.exit_code == 2);
+  const Result unit = run("rwkvlite", "plan " + kProfile + " --memory-budget 3parsecs");
+  check_fails(unit, 2);
+  CHECK_THAT(unit.err, Catch::Contains("unknown unit 'parsecs'"));
+}
+
+TEST_CASE("rwkvlite plan rejects a broken profile, profile refuses the held-out range", "[mixed]") {
+  const std::string dir = case_dir("plan-bad");
+  write_file(dir + "/not.json", "{\"schema\": \"rwkvlite.sensitivity/1\", \"mode\": 3}");
+  const Result bad = run("rwkvlite", "plan '" + dir + "/not.json' --memory-budget 20%");
+  check_fails(bad, 3);
+  CHECK_THAT(bad.err, Catch::Contains("$.mode is not a string"));
+  write_file(dir + "/garbage.json", "{{{");
+  check_fails(run("rwkvlite", "plan '" + dir + "/garbage.json' --memory-budget 20%"), 2);
+
+  const Result held_out = run("rwkvlite", "profile " + kModel + " --offset 999000 --max-bytes 2000");
+  check_fails(held_out, 2);
+  CHECK_THAT(held_out.err, Catch::Contains("held-out"));
+}
