@@ -3,7 +3,7 @@
 
     scripts/check_layering.py [REPO]     exit 0 when the rule holds, 1 with one line per violation
 
-The rule: tools -> compress -> converters -> runtime; inside compress, passes -> algo -> pipeline;
+The rule: tools -> compress -> converters -> runtime; inside compress, analysis -> passes -> algo -> pipeline;
 no pass includes another pass; LibTorch headers only in the translation units named below.
 Runs under ctest (label "layout").
 """
@@ -21,6 +21,7 @@ ALLOWED = [
     ("compress/pipeline/", ("runtime/", "converters/", "compress/pipeline/")),
     ("compress/algo/", ("runtime/", "converters/", "compress/pipeline/", "compress/algo/")),
     ("compress/passes/", ("runtime/", "converters/", "compress/")),
+    ("compress/analysis/", ("runtime/", "converters/", "compress/")),
     ("tools/", ("runtime/", "converters/", "compress/", "tools/")),
 ]
 # LibTorch is compiled only here (and in tests/*/test_torch_*.cpp).

@@ -162,7 +162,8 @@ Prepared prepare(const CompressOptions& o, const PassRegistry& passes) {
   Prepared p;
   std::vector<std::string> overrides = o.overrides;
   if (o.seed) overrides.push_back("calibration.seed=" + std::to_string(*o.seed));
-  p.config = load_pipeline_config(o.config_path, passes, overrides);
+  p.config = o.config_text.empty() ? load_pipeline_config(o.config_path, passes, overrides)
+                                   : parse_pipeline_config(o.config_text, o.config_path, passes, overrides);
   const PipelineConfig& config = p.config;
   spdlog::info("config {} ({} passes, run id {})", o.config_path, config.passes.size(), config.hash);
   if (!o.dry_run) {

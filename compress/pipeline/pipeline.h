@@ -13,6 +13,9 @@ namespace rwkvlite {
 
 struct CompressOptions {
   std::string model_path, output_path, config_path;
+  // When non-empty, the config itself (made by the caller, e.g. from a sensitivity profile);
+  // config_path then only names it in logs and messages.
+  std::string config_text;
   std::vector<std::string> overrides;  // --set key=value
   std::optional<uint64_t> seed;        // --seed: overrides calibration.seed
   bool dry_run = false, force = false;

@@ -12,14 +12,13 @@
 #include <map>
 
 #include "compress/analysis/mixed_precision.h"
-#include "compress/analysis/sensitivity_json.h"
 #include "runtime/core/error.h"
 #include "runtime/core/file_io.h"
 #include "runtime/format/layout.h"
 #include "tools/common/json_output.h"
-#include "tools/rwkvlite/check_gate.h"
 #include "tools/rwkvlite/cli_common.h"
 #include "tools/rwkvlite/commands.h"
+#include "tools/rwkvlite/profile_plan.h"
 
 namespace rwkvlite::cli {
 namespace {
@@ -97,39 +96,18 @@ void print_plan(const ordered_json& j, const MixedPrecisionPlan& m, std::FILE* o
 }
 
 int run_plan(const PlanCommand& c) {
-  const ordered_json profile_json = read_json_report(c.profile_path, "profile");
-  const SensitivityProfile profile = profile_from_json(profile_json);
-  int64_t budget = 0;
-  MixedPrecisionPlan plan;
-  if (!c.memory_budget.empty()) {
-    budget = parse_byte_budget(c.memory_budget, profile.dense_fp16_bytes, "--memory-budget");
-    plan = plan_for_bytes(profile, budget);
-  } else {
-    plan = plan_for_loss(profile, c.max_bpb_increase);
-  }
-  const ordered_json report = plan_report(c, profile, plan, budget);
-  if (c.json_path != "-") print_plan(report, plan, stdout);
+  const ProfilePlan p = plan_from_profile(
+      {.profile_path = c.profile_path, .memory_budget = c.memory_budget, .max_bpb_increase = c.max_bpb_increase,
+       .method = c.method});
+  const ordered_json report = plan_report(c, p.profile, p.plan, p.budget_bytes);
+  if (c.json_path != "-") print_plan(report, p.plan, stdout);
   if (!c.json_path.empty()) tools::write_json(c.json_path, report);
   if (!c.config_path.empty()) {
-    std::vector<std::string> comment = {
-        "Profile: " + profile_json.value("model", std::string("(model not recorded)")) + ", " + profile.mode + " mode, " +
-            std::to_string(profile.tokens_scored) + " calibration tokens from " +
-            profile_json.value("calibration_text", std::string("?")) + " at byte " +
-            std::to_string(profile_json.value("calibration_offset", uint64_t{0})) + ".",
-        "Mixed precision chosen by `rwkvlite plan " + c.profile_path +
-            (budget > 0 ? " --memory-budget " + c.memory_budget : " --max-bpb-increase " + std::to_string(c.max_bpb_increase)) +
-            " --method " + c.method + "`:",
-        std::to_string(plan.weight_bytes) + " weight bytes, predicted " + std::to_string(plan.predicted_bits_per_byte) +
-            " bits/byte on the profile's calibration text (base " + std::to_string(profile.base_bits_per_byte) + ")."};
-    write_file_atomically(c.config_path, mixed_precision_config_toml(plan, comment, c.method == "gptq"));
+    write_file_atomically(c.config_path, p.config_toml);
     spdlog::info("wrote {}", c.config_path);
   }
-  if (!plan.feasible) {
-    if (budget > 0)
-      spdlog::error("the budget is below the smallest encodings' {} bytes", plan.weight_bytes);
-    else
-      spdlog::error("no assignment of the profiled encodings is predicted within the loss limit ({} bytes at the "
-                    "lowest predicted cost)", plan.weight_bytes);
+  if (!p.plan.feasible) {
+    spdlog::error("{}", p.infeasible_message());
     return 2;
   }
   return 0;
