@@ -59,9 +59,11 @@ TEST_CASE("rwkvlite plan fits its budget and says when it cannot", "[mixed]") {
   const json l = parse_stdout(loss);
   CHECK(l["predicted_increase_pct"].get<double>() <= 0.5);
 
-  const Result tiny = run("rwkvlite", "plan " + kProfile + " --memory-budget 100000");
+  const std::string dir = case_dir("plan-fit");
+  const Result tiny = run("rwkvlite", "plan " + kProfile + " --memory-budget 100000 --emit-config '" + dir + "/c.toml'");
   CHECK(tiny.exit_code == 2);
   CHECK_THAT(tiny.err, Catch::Contains("below the smallest encodings"));
+  CHECK_FALSE(exists(dir + "/c.toml"));
   const Result neither = run("rwkvlite", "plan " + kProfile);
   CHECK(neither.exit_code == 2);
   const Result unit = run("rwkvlite", "plan " + kProfile + " --memory-budget 3parsecs");
@@ -81,4 +83,29 @@ TEST_CASE("rwkvlite plan rejects a broken profile, profile refuses the held-out 
   const Result held_out = run("rwkvlite", "profile " + kModel + " --offset 999000 --max-bytes 2000");
   check_fails(held_out, 2);
   CHECK_THAT(held_out.err, Catch::Contains("held-out"));
+}
+
+TEST_CASE("rwkvlite compress --profile --target-bytes writes the planned bytes", "[mixed]") {
+  const std::string dir = case_dir("compress-profile");
+  const Result plan = run("rwkvlite", "plan " + kProfile + " --memory-budget 25% --json -");
+  const int64_t planned = parse_stdout(plan)["weight_bytes"].get<int64_t>();
+  const Result c = run("rwkvlite", "--quiet compress " + kModel + " -o '" + dir + "/m.rwkvlite' --profile " + kProfile +
+                                       " --target-bytes 25%");
+  INFO("compress stderr: " << c.err);
+  REQUIRE(c.exit_code == 0);
+  const Result e = run("rwkvlite", "--quiet eval '" + dir + "/m.rwkvlite' --max-bytes 200 --json -");
+  CHECK(parse_stdout(e)["peak_resident_weight_bytes"].get<int64_t>() == planned);
+  const json report = json::parse(read_all(dir + "/m.rwkvlite.report.json"));
+  CHECK(report["config"]["passes"][0]["rules"].size() == 50);
+
+  check_fails(run("rwkvlite", "compress " + kModel + " -o '" + dir + "/x.rwkvlite' --profile " + kProfile), 2);
+  check_fails(run("rwkvlite", "compress " + kModel + " -o '" + dir + "/x.rwkvlite' --target-bytes 20%"), 2);
+  check_fails(run("rwkvlite", "compress " + kModel + " -o '" + dir + "/x.rwkvlite' -c configs/int8.toml --profile " +
+                                  kProfile + " --target-bytes 20%"),
+              2);
+  const Result small = run("rwkvlite", "compress " + kModel + " -o '" + dir + "/x.rwkvlite' --profile " + kProfile +
+                                           " --target-bytes 1MB");
+  check_fails(small, 2);
+  CHECK_THAT(small.err, Catch::Contains("below the smallest encodings"));
+  CHECK_FALSE(exists(dir + "/x.rwkvlite"));
 }

@@ -5,7 +5,7 @@
 // percentage of the dense FP16 weight bytes), or the fewest bytes within a predicted loss.
 // Prints per layer the encodings, resident bytes and predicted cost; --emit-config writes the
 // choice as a compress config (one quantize rule per tensor). Exit 2 when the target cannot be
-// met (the plan closest to it is still printed).
+// met (the plan closest to it is still printed, and no config is written).
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -102,13 +102,13 @@ int run_plan(const PlanCommand& c) {
   const ordered_json report = plan_report(c, p.profile, p.plan, p.budget_bytes);
   if (c.json_path != "-") print_plan(report, p.plan, stdout);
   if (!c.json_path.empty()) tools::write_json(c.json_path, report);
+  if (!p.plan.feasible) {
+    spdlog::error("{}{}", p.infeasible_message(), c.config_path.empty() ? "" : "; no config written");
+    return 2;
+  }
   if (!c.config_path.empty()) {
     write_file_atomically(c.config_path, p.config_toml);
     spdlog::info("wrote {}", c.config_path);
-  }
-  if (!p.plan.feasible) {
-    spdlog::error("{}", p.infeasible_message());
-    return 2;
   }
   return 0;
 }
