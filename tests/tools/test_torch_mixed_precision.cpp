@@ -90,13 +90,20 @@ TEST_CASE("rwkvlite compress --profile --target-bytes writes the planned bytes",
   const Result plan = run("rwkvlite", "plan " + kProfile + " --memory-budget 25% --json -");
   const int64_t planned = parse_stdout(plan)["weight_bytes"].get<int64_t>();
   const Result c = run("rwkvlite", "--quiet compress " + kModel + " -o '" + dir + "/m.rwkvlite' --profile " + kProfile +
-                                       " --target-bytes 25%");
+                                       " --target-bytes 25% --heldout-bytes 2000");
   INFO("compress stderr: " << c.err);
   REQUIRE(c.exit_code == 0);
   const Result e = run("rwkvlite", "--quiet eval '" + dir + "/m.rwkvlite' --max-bytes 200 --json -");
   CHECK(parse_stdout(e)["peak_resident_weight_bytes"].get<int64_t>() == planned);
   const json report = json::parse(read_all(dir + "/m.rwkvlite.report.json"));
   CHECK(report["config"]["passes"][0]["rules"].size() == 50);
+  // The held-out result beside the prediction.
+  const json& mixed = report["mixed_precision"];
+  CHECK(mixed["planned_weight_bytes"].get<int64_t>() == planned);
+  CHECK(mixed["held_out"]["text_offset"] == 1000000);
+  CHECK(mixed["held_out"]["text_bytes"] == 2000);
+  CHECK(mixed["held_out"]["peak_resident_weight_bytes"].get<int64_t>() == planned);
+  CHECK(mixed["held_out"]["bits_per_byte"].get<double>() > mixed["held_out"]["dense_bits_per_byte"].get<double>() * 0.99);
 
   check_fails(run("rwkvlite", "compress " + kModel + " -o '" + dir + "/x.rwkvlite' --profile " + kProfile), 2);
   check_fails(run("rwkvlite", "compress " + kModel + " -o '" + dir + "/x.rwkvlite' --target-bytes 20%"), 2);

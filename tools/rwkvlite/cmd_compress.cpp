@@ -2,17 +2,24 @@
 // rwkvlite compress IN... [--inputs LIST] --output-dir DIR --config FILE [...]  (docs/batch.md)
 // rwkvlite compress MODEL -o OUT --profile PROFILE (--target-bytes B | --max-bpb-increase PCT)
 //   [--method rtn|gptq]: instead of a config, mixed precision planned from MODEL's sensitivity
-//   profile (docs/mixed-precision.md); the config it makes is in the report.
+//   profile (docs/mixed-precision.md); the config it makes is in the report, and the result's
+//   held-out bits per byte beside the prediction (--heldout-bytes).
 #include <spdlog/spdlog.h>
 
 #include "tools/rwkvlite/batch_compress.h"
 #include "tools/rwkvlite/batch_inputs.h"
 #include "tools/rwkvlite/cli_common.h"
+#include "tools/common/json_output.h"
+#include "tools/common/model_args.h"
+#include "tools/common/text_args.h"
+#include "tools/common/text_eval.h"
+#include "tools/rwkvlite/check_gate.h"
 #include "tools/rwkvlite/commands.h"
 #include "tools/rwkvlite/profile_plan.h"
 #include "compress/passes/builtin_passes.h"
 #include "compress/pipeline/pipeline.h"
 #include "runtime/core/error.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace rwkvlite::cli {
 
@@ -23,6 +30,8 @@ struct CompressCommand {
   std::vector<std::string> inputs;  // positional: one MODEL, or paths and glob patterns
   std::string inputs_list, output_dir;
   ProfilePlanRequest mixed{.budget_option = "--target-bytes"};  // --profile and its target
+  uint64_t heldout_bytes = 30000;   // --profile: held-out bytes scored after compressing (0: none)
+  nlohmann::ordered_json plan_summary;  // --profile: what the plan predicted, for the report
 };
 
 // --profile: the plan's config becomes the run's config (text, named after the profile).
@@ -47,6 +56,50 @@ void use_mixed_precision_plan(CompressCommand& c) {
                100.0 * p.plan.predicted_delta_bits_per_byte / p.profile.base_bits_per_byte);
   c.options.config_path = c.mixed.profile_path + " (mixed precision)";
   c.options.config_text = p.config_toml;
+  c.plan_summary = {{"profile", c.mixed.profile_path},
+                    {"target", c.mixed.memory_budget.empty() ? "--max-bpb-increase " + std::to_string(c.mixed.max_bpb_increase)
+                                                             : "--target-bytes " + c.mixed.memory_budget},
+                    {"method", c.mixed.method},
+                    {"planned_weight_bytes", p.plan.weight_bytes},
+                    {"predicted_calibration_bits_per_byte", p.plan.predicted_bits_per_byte},
+                    {"calibration_base_bits_per_byte", p.profile.base_bits_per_byte},
+                    {"predicted_increase_pct", 100.0 * p.plan.predicted_delta_bits_per_byte / p.profile.base_bits_per_byte}};
+}
+
+// --profile: the compressed file scored on held-out text against the input model, beside the
+// prediction, logged and added to the report as "mixed_precision". The held-out range is the
+// bundled text's (byte 1,000,000 on), never calibrated on; without --interleave-zeros, so the
+// tiny v6 model scores as fed.
+void report_held_out_result(const CompressCommand& c) {
+  nlohmann::ordered_json summary = c.plan_summary;
+  if (c.heldout_bytes > 0) {
+    tools::ModelArgs args;
+    args.path = c.options.output_path;
+    args.threads = c.options.threads;
+    tools::RunnableModel model = args.load_runnable(RuntimeOptions{});
+    const auto tokenizer = tokenizer_for(model.vocab, "");
+    tools::TextArgs text;
+    text.max_bytes = c.heldout_bytes;
+    const auto ev = tools::evaluate_on_text(args, model, *tokenizer, text, c.options.model_path);
+    const double bpb = ev["bits_per_byte"].get<double>(), dense = ev["reference_bits_per_byte"].get<double>();
+    summary["held_out"] = {{"text_offset", ev["text_offset"]},
+                           {"text_bytes", ev["text_bytes"]},
+                           {"bits_per_byte", bpb},
+                           {"dense_bits_per_byte", dense},
+                           {"increase_pct", 100.0 * (bpb / dense - 1.0)},
+                           {"top1_agreement", ev["top1_agreement"]},
+                           {"peak_resident_weight_bytes", ev["peak_resident_weight_bytes"]}};
+    spdlog::info("held-out ({} bytes from {}): {:.5f} bits/byte against {:.5f} dense ({:+.2f}%; predicted {:+.2f}% on "
+                 "calibration text), {} resident weight bytes",
+                 ev["text_bytes"].get<uint64_t>(), ev["text_offset"].get<uint64_t>(), bpb, dense,
+                 100.0 * (bpb / dense - 1.0), summary["predicted_increase_pct"].get<double>(),
+                 ev["peak_resident_weight_bytes"].get<int64_t>());
+  }
+  const std::string report_path =
+      c.options.report_path.empty() ? c.options.output_path + ".report.json" : c.options.report_path;
+  nlohmann::ordered_json report = read_json_report(report_path, "compress report");
+  report["mixed_precision"] = summary;
+  tools::write_json(report_path, report);
 }
 
 // -o OUTPUT is the single form, unchanged: exactly one MODEL taken literally. --output-dir is
@@ -59,7 +112,9 @@ int run_compress_command(CompressCommand& c) {
       throw UsageError("-o OUTPUT takes exactly one MODEL; compress several with --output-dir DIR");
     }
     c.options.model_path = c.inputs[0];
-    return run_compress(c.options, builtin_passes());
+    const int rc = run_compress(c.options, builtin_passes());
+    if (rc == 0 && !c.mixed.profile_path.empty() && !c.options.dry_run) report_held_out_result(c);
+    return rc;
   }
   if (c.output_dir.empty()) throw UsageError("give -o OUTPUT (one MODEL) or --output-dir DIR (a batch)");
   BatchCompressOptions batch;
@@ -96,6 +151,10 @@ void register_compress(CLI::App& app, Action& action) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--method", c->mixed.method, "With --profile: rtn, or gptq where calibration statistics exist")
       ->check(CLI::IsMember({"rtn", "gptq"}))
+      ->capture_default_str();
+  cmd->add_option("--heldout-bytes", c->heldout_bytes,
+                  "With --profile: score the result on this many held-out bytes of the bundled text against MODEL "
+                  "(0: skip); added to the report as mixed_precision")
       ->capture_default_str();
   cmd->add_option("--set", o->overrides, "Override a config value: key=value (repeatable), e.g. pass.0.divisor=4");
   cmd->add_option("--seed", o->seed, "Seed (overrides calibration.seed)");
