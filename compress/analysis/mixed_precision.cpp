@@ -31,6 +31,8 @@ MixedPrecisionPlan to_mixed_precision(const SensitivityProfile& profile, const P
   m.weight_bytes = plan.bytes + profile.fixed_bytes;
   m.predicted_delta_bits_per_byte = plan.cost;
   m.predicted_bits_per_byte = profile.base_bits_per_byte + plan.cost;
+  m.predicted_increase_percent = 100.0 * plan.cost / profile.base_bits_per_byte;
+  m.fraction_of_dense_fp16 = static_cast<double>(m.weight_bytes) / static_cast<double>(profile.dense_fp16_bytes);
   return m;
 }
 

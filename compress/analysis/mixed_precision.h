@@ -28,6 +28,8 @@ struct MixedPrecisionPlan {
   int64_t weight_bytes = 0;                  // profiled_bytes + the profile's fixed (FP32) bytes
   double predicted_delta_bits_per_byte = 0;  // sum of the chosen costs
   double predicted_bits_per_byte = 0;        // base + delta, on the profile's calibration text
+  double predicted_increase_percent = 0;     // 100 * delta / base
+  double fraction_of_dense_fp16 = 0;         // weight_bytes / the profile's dense_fp16_bytes
 };
 
 // The smallest predicted cost with weight_bytes <= target_bytes (fixed bytes included).

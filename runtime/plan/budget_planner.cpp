@@ -65,8 +65,8 @@ class Greedy {
     }
   }
 
-  // Takes upgrades in rate order while accept(upgrade bytes, upgrade cost) says so; an
-  // upgrade refused with `skip_refused` is dropped and the next tried, else the walk stops.
+  // Takes upgrades in rate order while accept(bytes the upgrade adds) says so; an upgrade
+  // refused with `skip_refused` is dropped and the next tried, else the walk stops.
   template <typename Accept>
   void walk(Accept accept, bool skip_refused) {
     while (!queue_.empty()) {
@@ -75,13 +75,12 @@ class Greedy {
       const PlanChoice& from = chosen(u.item);
       const PlanChoice& to = choice(u.item, u.step);
       const int64_t add = to.bytes - from.bytes;
-      const double delta = to.cost - from.cost;
-      if (!accept(add, delta)) {
+      if (!accept(add)) {
         if (skip_refused) continue;
         return;
       }
       bytes_ += add;
-      cost_ += delta;
+      cost_ += to.cost - from.cost;
       position_[u.item] = u.step;
       push_next(u.item);
     }
@@ -126,27 +125,14 @@ class Greedy {
 Plan plan_within_bytes(const std::vector<PlanItem>& items, int64_t budget_bytes) {
   Greedy greedy(items);
   if (greedy.bytes() > budget_bytes) return greedy.result(false);
-  int64_t room = budget_bytes - greedy.bytes();
-  greedy.walk(
-      [&](int64_t add, double) {
-        if (add > room) return false;
-        room -= add;
-        return true;
-      },
-      /*skip_refused=*/true);
+  greedy.walk([&](int64_t add) { return greedy.bytes() + add <= budget_bytes; }, /*skip_refused=*/true);
   return greedy.result(true);
 }
 
 Plan plan_within_cost(const std::vector<PlanItem>& items, double max_cost) {
   Greedy greedy(items);
-  double cost = greedy.cost();
-  greedy.walk(
-      [&](int64_t, double delta) {
-        if (cost <= max_cost) return false;  // met: stop adding bytes
-        cost += delta;
-        return true;
-      },
-      /*skip_refused=*/false);
+  // Stops adding bytes as soon as the limit is met.
+  greedy.walk([&](int64_t) { return greedy.cost() > max_cost; }, /*skip_refused=*/false);
   return greedy.result(greedy.cost() <= max_cost);
 }
 

@@ -50,20 +50,17 @@ void use_mixed_precision_plan(CompressCommand& c) {
   if (!p.plan.feasible) throw UsageError(p.infeasible_message());
   spdlog::info("mixed precision from {}: {} weight bytes ({:.1f}% of dense FP16), predicted {:.5f} bits/byte "
                "({:+.2f}%) on the profile's calibration text",
-               c.mixed.profile_path, p.plan.weight_bytes,
-               100.0 * static_cast<double>(p.plan.weight_bytes) / static_cast<double>(p.profile.dense_fp16_bytes),
-               p.plan.predicted_bits_per_byte,
-               100.0 * p.plan.predicted_delta_bits_per_byte / p.profile.base_bits_per_byte);
+               c.mixed.profile_path, p.plan.weight_bytes, 100.0 * p.plan.fraction_of_dense_fp16,
+               p.plan.predicted_bits_per_byte, p.plan.predicted_increase_percent);
   c.options.config_path = c.mixed.profile_path + " (mixed precision)";
   c.options.config_text = p.config_toml;
   c.plan_summary = {{"profile", c.mixed.profile_path},
-                    {"target", c.mixed.memory_budget.empty() ? "--max-bpb-increase " + std::to_string(c.mixed.max_bpb_increase)
-                                                             : "--target-bytes " + c.mixed.memory_budget},
+                    {"target", p.target},
                     {"method", c.mixed.method},
                     {"planned_weight_bytes", p.plan.weight_bytes},
                     {"predicted_calibration_bits_per_byte", p.plan.predicted_bits_per_byte},
                     {"calibration_base_bits_per_byte", p.profile.base_bits_per_byte},
-                    {"predicted_increase_pct", 100.0 * p.plan.predicted_delta_bits_per_byte / p.profile.base_bits_per_byte}};
+                    {"predicted_increase_pct", p.plan.predicted_increase_percent}};
 }
 
 // --profile: the compressed file scored on held-out text against the input model, beside the

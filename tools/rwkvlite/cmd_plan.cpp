@@ -51,10 +51,10 @@ ordered_json plan_report(const PlanCommand& c, const SensitivityProfile& p, cons
   j["weight_bytes"] = m.weight_bytes;
   j["fixed_bytes"] = p.fixed_bytes;
   j["dense_fp16_bytes"] = p.dense_fp16_bytes;
-  j["fraction_of_dense_fp16"] = static_cast<double>(m.weight_bytes) / static_cast<double>(p.dense_fp16_bytes);
+  j["fraction_of_dense_fp16"] = m.fraction_of_dense_fp16;
   j["base_bits_per_byte"] = p.base_bits_per_byte;
   j["predicted_bits_per_byte"] = m.predicted_bits_per_byte;
-  j["predicted_increase_pct"] = 100.0 * m.predicted_delta_bits_per_byte / p.base_bits_per_byte;
+  j["predicted_increase_pct"] = m.predicted_increase_percent;
   ordered_json tensors = ordered_json::array();
   for (const auto& t : m.tensors)
     tensors.push_back({{"tensor", t.tensor}, {"encoding", t.encoding}, {"bytes", t.bytes},
@@ -66,8 +66,8 @@ ordered_json plan_report(const PlanCommand& c, const SensitivityProfile& p, cons
 void print_plan(const ordered_json& j, const MixedPrecisionPlan& m, std::FILE* out) {
   std::fprintf(out, "%s: %s weights, %.1f%% of dense FP16, predicted %.5f bits/byte (%+.2f%%)%s\n",
                j["target"].get<std::string>().c_str(), human_bytes(static_cast<double>(m.weight_bytes)).c_str(),
-               100.0 * j["fraction_of_dense_fp16"].get<double>(), m.predicted_bits_per_byte,
-               j["predicted_increase_pct"].get<double>(), m.feasible ? "" : "  (target NOT met)");
+               100.0 * m.fraction_of_dense_fp16, m.predicted_bits_per_byte, m.predicted_increase_percent,
+               m.feasible ? "" : "  (target NOT met)");
   // Per group: bytes, cost, and each encoding's count.
   struct Group {
     int64_t bytes = 0;

@@ -17,14 +17,13 @@ ProfilePlan plan_from_profile(const ProfilePlanRequest& r) {
   ProfilePlan p;
   p.profile_json = read_json_report(r.profile_path, "profile");
   p.profile = profile_from_json(p.profile_json);
-  std::string target;
   if (!r.memory_budget.empty()) {
     p.budget_bytes = parse_byte_budget(r.memory_budget, p.profile.dense_fp16_bytes, r.budget_option);
     p.plan = plan_for_bytes(p.profile, p.budget_bytes);
-    target = r.budget_option + " " + r.memory_budget;
+    p.target = r.budget_option + " " + r.memory_budget;
   } else {
     p.plan = plan_for_loss(p.profile, r.max_bpb_increase);
-    target = "--max-bpb-increase " + std::to_string(r.max_bpb_increase);
+    p.target = "--max-bpb-increase " + std::to_string(r.max_bpb_increase);
   }
   const auto& j = p.profile_json;
   const std::vector<std::string> comment = {
@@ -32,7 +31,7 @@ ProfilePlan plan_from_profile(const ProfilePlanRequest& r) {
           std::to_string(p.profile.tokens_scored) + " calibration tokens from " +
           j.value("calibration_text", std::string("?")) + " at byte " +
           std::to_string(j.value("calibration_offset", uint64_t{0})) + ".",
-      "Mixed precision chosen from " + r.profile_path + " for " + target + " --method " + r.method + ":",
+      "Mixed precision chosen from " + r.profile_path + " for " + p.target + " --method " + r.method + ":",
       std::to_string(p.plan.weight_bytes) + " weight bytes, predicted " + std::to_string(p.plan.predicted_bits_per_byte) +
           " bits/byte on the profile's calibration text (base " + std::to_string(p.profile.base_bits_per_byte) + ")."};
   p.config_toml = mixed_precision_config_toml(p.plan, comment, r.method == "gptq");

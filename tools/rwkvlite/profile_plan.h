@@ -25,6 +25,7 @@ struct ProfilePlan {
   SensitivityProfile profile;
   MixedPrecisionPlan plan;
   int64_t budget_bytes = 0;  // 0 when planning for a loss
+  std::string target;        // the target option as given: "--target-bytes 20%", "--max-bpb-increase 1.000000"
   std::string config_toml;
   // The error to give when !plan.feasible.
   std::string infeasible_message() const;
