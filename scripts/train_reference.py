@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Train rwkvlite's byte-level RWKV v5.2 reference model on tiny-shakespeare (CPU, fp32).
+"""Train rwkvlite's byte-level RWKV reference models (v5.2 or v7) on tiny-shakespeare (CPU, fp32).
 
 Data split (used everywhere in rwkvlite): bytes [0, 1,000,000) train, [1,000,000, end) held out.
-The model (scripts/reference_model.py) has BlinkDL's exact parameter names/shapes; the final
-weights are written as a plain state_dict that looks exactly like a user's BlinkDL .pth.
+The models (scripts/reference_model.py for v5.2, scripts/reference_model_v7.py for v7) have
+BlinkDL's exact parameter names/shapes; the final weights are written as a plain state_dict that
+looks exactly like a user's BlinkDL .pth.
 
 Reproducibility: one --seed seeds python `random`, numpy and torch (weight init); training windows
 come from a separate numpy PCG64 generator seeded with seed + 1 whose state is checkpointed, so
 `--resume` continues with the same windows, optimizer state and step (bit-exact on the same
 machine/thread count).
 
-Example (the reference run, see models/reference/README.md):
+Examples (the shipped runs; see models/reference/README.md and models/reference-v7/README.md):
   /usr/bin/python3 scripts/train_reference.py --steps 750 --out-dir models/reference
+  /usr/bin/python3 scripts/train_reference.py --init-from models/reference/rwkv5-ref-6x256.pth --steps 1500 \
+      --warmup-steps 50 --lr-init 4e-4 --lr-final 2e-5 --eval-every 250 --seed 1235 --out-dir DIR
+  /usr/bin/python3 scripts/train_reference.py --arch v7 --steps 750 --out-dir models/reference-v7
 """
 
 import argparse
@@ -28,6 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference_model import GROUP_NORM_EPS_INFERENCE, HEAD_SIZE_DIVISOR, RWKV5  # noqa: E402
+from reference_model_v7 import GROUP_NORM_EPS as GROUP_NORM_EPS_V7, RWKV7  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "third_party", "data", "tinyshakespeare.txt")
@@ -36,6 +41,7 @@ TRAIN_END = 1_000_000
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", choices=("v5.2", "v7"), default="v5.2")
     p.add_argument("--n-layer", type=int, default=6)
     p.add_argument("--n-embd", type=int, default=256)
     p.add_argument("--head-size", type=int, default=64)
@@ -50,7 +56,7 @@ def parse_args():
     p.add_argument("--adam-eps", type=float, default=1e-8)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--chunk-len", type=int, default=8)
+    p.add_argument("--chunk-len", type=int, default=None, help="WKV chunk length (default: 8 for v5.2, 16 for v7)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=1,
                    help="1 by default: on the shared 2-core machine two threads spin-wait and ran 5-10x slower")
@@ -58,10 +64,13 @@ def parse_args():
     p.add_argument("--eval-bytes", type=int, default=32768, help="fixed held-out slice for periodic eval")
     p.add_argument("--ckpt-every", type=int, default=25)
     p.add_argument("--out-dir", default=os.path.join(REPO, "models", "reference"))
-    p.add_argument("--name", default=None, help="model file stem (default rwkv5-ref-{L}x{D})")
+    p.add_argument("--name", default=None, help="model file stem (default rwkv5-ref-{L}x{D}, or rwkv7-ref-... for v7)")
     p.add_argument("--log", default=None, help="JSONL log path (default OUT_DIR/train_log.jsonl)")
     p.add_argument("--run-dir", default=None, help="resumable checkpoints (default OUT_DIR/run)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    p.add_argument("--init-from", default=None,
+                   help="start from these weights (a BlinkDL state_dict, e.g. a finished run) with a fresh "
+                        "optimizer and schedule: training an existing model on")
     p.add_argument("--stop-after", type=int, default=None, help="stop after this step (schedule still uses --steps)")
     p.add_argument("--no-final-eval", action="store_true")
     return p.parse_args()
@@ -94,10 +103,11 @@ def lr_at(step, args):
 
 
 def param_groups(model, args):
-    """BlinkDL's grouping (layerwise_lr on): time_decay at 2x lr; weight decay only on matrices."""
+    """BlinkDL's grouping (layerwise_lr on): the decay base (v5.2 time_decay, v7 att.w0) at 2x lr;
+    weight decay only on the .weight matrices."""
     decay, no_decay, decay_2x = [], [], []
     for name, p in model.named_parameters():
-        if "time_decay" in name:
+        if "time_decay" in name or name.endswith("att.w0"):
             decay_2x.append(p)
         elif "time_" in name:
             no_decay.append(p)
@@ -138,7 +148,10 @@ def atomic_save(obj, path):
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
-    name = args.name or f"rwkv5-ref-{args.n_layer}x{args.n_embd}"
+    v7 = args.arch == "v7"
+    if args.chunk_len is None:
+        args.chunk_len = 16 if v7 else 8
+    name = args.name or f"rwkv{7 if v7 else 5}-ref-{args.n_layer}x{args.n_embd}"
     os.makedirs(args.out_dir, exist_ok=True)
     run_dir = args.run_dir or os.path.join(args.out_dir, "run")
     os.makedirs(run_dir, exist_ok=True)
@@ -152,7 +165,7 @@ def main():
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    model = RWKV5(args.n_layer, args.n_embd, args.head_size)
+    model = (RWKV7 if v7 else RWKV5)(args.n_layer, args.n_embd, args.head_size)
     optimizer = torch.optim.AdamW(param_groups(model, args), lr=args.lr_init,
                                   betas=(args.beta1, args.beta2), eps=args.adam_eps)
     sampler = np.random.Generator(np.random.PCG64(args.seed + 1))
@@ -167,11 +180,14 @@ def main():
         step, elapsed_before = ck["step"], ck["elapsed"]
         print(f"resumed from {last_path} at step {step}", flush=True)
     else:
+        if args.init_from:
+            model.load_state_dict(torch.load(args.init_from))
         open(log_path, "w").close()
 
     n_params = sum(p.numel() for p in model.parameters())
     config = dict(vars(args), n_params=n_params, dim_ffn=model.config["dim_ffn"], torch=torch.__version__,
-                  group_norm="GroupNorm(n_head, eps=1e-5)(wkv / 8) == GroupNorm(n_head, eps=64e-5)(wkv)")
+                  group_norm="GroupNorm(n_head, eps=64e-5)(wkv), no divisor" if v7 else
+                  "GroupNorm(n_head, eps=1e-5)(wkv / 8) == GroupNorm(n_head, eps=64e-5)(wkv)")
     print(json.dumps(config), flush=True)
     log = open(log_path, "a")
 
@@ -232,7 +248,8 @@ def main():
             bpb = heldout_bits_per_byte(model, heldout, args.chunk_len)
             emit({"event": "final_eval", "heldout_bytes": int(heldout.numel()), "heldout_bpb": bpb,
                   "eval_s": round(time.time() - te, 1),
-                  "group_norm_eps_inference": GROUP_NORM_EPS_INFERENCE, "head_size_divisor": HEAD_SIZE_DIVISOR})
+                  "group_norm_eps_inference": GROUP_NORM_EPS_V7 if v7 else GROUP_NORM_EPS_INFERENCE,
+                  "head_size_divisor": 1 if v7 else HEAD_SIZE_DIVISOR})
     log.close()
 
 
