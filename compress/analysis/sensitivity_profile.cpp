@@ -112,7 +112,7 @@ class Evaluator {
 }  // namespace
 
 bool is_profiled_tensor(const std::string& name) {
-  return layout::is_projection_weight(name) || name == "emb.weight";
+  return layout::is_projection_weight(name) || layout::is_lora_factor(name) || name == "emb.weight";
 }
 
 double spearman_rank_correlation(const std::vector<double>& a, const std::vector<double>& b) {
@@ -167,16 +167,23 @@ SensitivityProfile profile_sensitivity(const Model& model, const ProfileText& te
   for (const std::string& name : names) {
     Tensor& t = work.at(name);
     const std::vector<float> original = t.data;
-    TensorSensitivity s{.name = name, .rows = t.rows(), .cols = t.cols(), .costs = {}};
+    // Round trips run on the matrix as the file would store it: a LoRA factor transposed
+    // (layout::lora_rows), so its codec groups run along the same axis as in the file.
+    const bool stored_transposed = layout::is_lora_factor(name);
+    const Tensor stored = stored_transposed ? transposed(t) : Tensor();
+    const Tensor& as_stored = stored_transposed ? stored : t;
+    TensorSensitivity s{.name = name, .rows = as_stored.rows(), .cols = as_stored.cols(), .costs = {}};
     for (const std::string& f : options.fidelities) {
       FidelityCost c;
       c.encoding = f;
-      c.bytes = format::encoded_tensor_bytes(f, s.rows, s.cols);
-      c.relative_error = round_trip_error(t, f);
+      c.bytes = format::encoded_tensor_bytes(f, as_stored.rows(), as_stored.cols());
+      c.relative_error = round_trip_error(as_stored, f);
       s.costs.push_back(c);
     }
     auto measure = [&](FidelityCost& c) {
-      t.data = format::round_trip_rows(original.data(), s.rows, s.cols, format::parse_encoding(c.encoding));
+      Tensor trip{as_stored.shape, format::round_trip_rows(as_stored.data.data(), as_stored.rows(), as_stored.cols(),
+                                                           format::parse_encoding(c.encoding))};
+      t.data = stored_transposed ? transposed(trip).data : std::move(trip.data);
       const Measured m = evaluator.measure(work);
       t.data = original;
       c.direct_cost = m.kl_bits_per_byte;

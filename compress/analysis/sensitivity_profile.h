@@ -63,7 +63,7 @@ struct FidelityCost {
 
 struct TensorSensitivity {
   std::string name;
-  int64_t rows = 0, cols = 0;
+  int64_t rows = 0, cols = 0;       // as the file stores the matrix (a LoRA factor transposed)
   std::vector<FidelityCost> costs;  // in SensitivityOptions::fidelities order
 };
 
@@ -74,7 +74,7 @@ struct SensitivityProfile {
   int64_t tokens_scored = 0;
   double base_bits_per_byte = 0;     // the dense FP32 model on the same tokens
   int64_t profiled_parameters = 0;   // elements of the profiled tensors
-  int64_t fixed_bytes = 0;           // the other tensors (norms, mixes, decays, LoRAs) in FP32
+  int64_t fixed_bytes = 0;           // the other tensors (norms, mixes, decays) in FP32
   int64_t dense_fp16_bytes = 0;      // every parameter at 2 bytes: the budgets' 100%
   int64_t evaluations = 0;
   double seconds = 0;
@@ -85,7 +85,8 @@ struct SensitivityProfile {
   std::vector<std::pair<std::string, double>> proxy_spearman_per_fidelity;
 };
 
-// The tensors profiled: every projection matrix (layout::is_projection_weight) and emb.weight.
+// The tensors profiled: every projection matrix (layout::is_projection_weight), every 2-D LoRA
+// factor (layout::is_lora_factor; costed as stored, transposed) and emb.weight.
 bool is_profiled_tensor(const std::string& name);
 
 // UsageError for an unknown or repeated fidelity, a probe not among them, or too few tokens.

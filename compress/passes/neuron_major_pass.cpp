@@ -82,13 +82,7 @@ std::vector<PassReportRow> NeuronMajorPass::run(PassContext& ctx) {
   for (int64_t l : layers) {
     const auto t0 = std::chrono::steady_clock::now();
     const StoredTensor& value = ctx.model.at(layout::ffn_value_weight(l));
-    const int64_t D = value.values.dim(0), F = value.values.dim(1);
-    Tensor transposed({F, D});
-    const float* src = value.values.data.data();
-    float* dst = transposed.data.data();
-    for (int64_t d = 0; d < D; ++d) {
-      for (int64_t j = 0; j < F; ++j) dst[j * D + d] = src[d * F + j];
-    }
+    Tensor neurons = transposed(value.values);
     PassReportRow row;
     row.tensor = layout::ffn_value_neurons(l);
     row.shape = value.values.shape;
@@ -97,7 +91,7 @@ std::vector<PassReportRow> NeuronMajorPass::run(PassContext& ctx) {
     row.bytes_before = value.stored_bytes();
     row.extra["layer"] = l;
     row.extra["encoding"] = value.encoding;
-    row.bytes_after = replace_by_neurons(ctx.model, l, std::move(transposed)).stored_bytes();
+    row.bytes_after = replace_by_neurons(ctx.model, l, std::move(neurons)).stored_bytes();
     row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (ctx.on_row) ctx.on_row(row);
     rows.push_back(std::move(row));

@@ -201,15 +201,18 @@ QuantizePass::QuantizePass(QuantizeOptions options) : options_(std::move(options
 }
 
 int QuantizePass::rule_for(const std::string& name) const {
+  // A LoRA factor an earlier quantize pass stored transposed is still its factor to the rules.
+  const std::string target = layout::lora_factor_of(name);
   for (size_t i = 0; i < selectors_.size(); ++i) {
-    if (selectors_[i].matches(name)) return static_cast<int>(i);
+    if (selectors_[i].matches(target)) return static_cast<int>(i);
   }
   return -1;
 }
 
 std::vector<int> QuantizePass::unmatched_rules(const CompressedModel& model) const {
   std::vector<int> out;
-  const std::vector<std::string> names = model.names();
+  std::vector<std::string> names = model.names();
+  for (std::string& name : names) name = layout::lora_factor_of(name);
   for (size_t i = 0; i < selectors_.size(); ++i) {
     if (selectors_[i].select(names).empty()) out.push_back(static_cast<int>(i + 1));
   }
@@ -222,6 +225,24 @@ bool QuantizePass::needs_calibration() const {
                      [](const QuantizeRule& r) { return r.method != QuantizeMethod::RoundToNearest; });
 }
 
+namespace {
+
+// The tensor that will hold `name` in `encoding`. The codecs encode rows of a y = W x matrix, and
+// BlinkDL applies a LoRA factor as x @ A: a factor leaving f32 is replaced by its transpose
+// "<factor>.t" (layout::lora_rows), which the runtime reads as a projection. Works on a plan's
+// value-less tensors too (the shape is swapped).
+StoredTensor& tensor_for_encoding(CompressedModel& model, const std::string& name, const std::string& encoding) {
+  if (!layout::is_lora_factor(name) || encoding == "f32") return model.at(name);
+  const StoredTensor& factor = model.at(name);
+  StoredTensor rows{.name = layout::lora_rows(name), .values = transposed(factor.values), .encoding = factor.encoding,
+                    .row_addressable = false, .encoded = {}};
+  model.put(std::move(rows), name);
+  model.remove(name);
+  return model.at(layout::lora_rows(name));
+}
+
+}  // namespace
+
 void QuantizePass::plan(CompressPlan& plan) const {
   for (int rule : unmatched_rules(plan.model)) {
     std::string targets;
@@ -233,8 +254,7 @@ void QuantizePass::plan(CompressPlan& plan) const {
   }
   for (const std::string& name : plan.model.names()) {
     const int rule = rule_for(name);
-    StoredTensor& t = plan.model.at(name);
-    if (rule < 0 || !is_quantize_encoding(t.encoding)) continue;
+    if (rule < 0 || !is_quantize_encoding(plan.model.at(name).encoding)) continue;
     const QuantizeRule& r = options_.rules[static_cast<size_t>(rule)];
     if (r.method != QuantizeMethod::RoundToNearest && !has_input_statistics(name)) {
       throw UsageError("quantize: rule " + std::to_string(rule + 1) + " (method \"" + quantize_method_name(r.method) +
@@ -243,7 +263,7 @@ void QuantizePass::plan(CompressPlan& plan) const {
                        "receptance, key, value, gate and output and the ffn receptance and key weights, and "
                        "their lr_a and lr_b factors); add it to the rule's ignore or give it a rule with method = \"rtn\"");
     }
-    t.encoding = r.encoding;
+    tensor_for_encoding(plan.model, name, r.encoding).encoding = r.encoding;
   }
 }
 
@@ -297,13 +317,15 @@ std::vector<PassReportRow> QuantizePass::run(PassContext& ctx) {
     const auto t0 = std::chrono::steady_clock::now();
     const int index = rule_for(name);
     const QuantizeRule& rule = options_.rules[static_cast<size_t>(index)];
-    StoredTensor& t = ctx.model.at(name);
     PassReportRow row;
     row.tensor = name;
-    row.shape = t.values.shape;
-    row.encoding_before = t.encoding;
+    row.shape = ctx.model.at(name).values.shape;
+    row.encoding_before = ctx.model.at(name).encoding;
     row.extra["rule"] = index + 1;
-    if (!is_quantize_encoding(t.encoding)) {
+    const bool ours = is_quantize_encoding(row.encoding_before);
+    StoredTensor& t = ours ? tensor_for_encoding(ctx.model, name, rule.encoding) : ctx.model.at(name);
+    if (t.name != name) row.extra["stored_as"] = t.name;
+    if (!ours) {
       // Another pass chose an exact representation (bit masks, indices); re-encoding it would
       // change what it means.
       row.action = "keep " + t.encoding + " (set by another pass)";

@@ -14,6 +14,18 @@ std::string shape_to_string(const std::vector<int64_t>& shape) {
   return os.str();
 }
 
+Tensor transposed(const Tensor& m) {
+  const int64_t rows = m.rows(), cols = m.cols();
+  Tensor t;
+  t.shape = {cols, rows};
+  if (m.data.empty()) return t;
+  t.data.resize(m.data.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) t.data[static_cast<size_t>(c * rows + r)] = m.data[static_cast<size_t>(r * cols + c)];
+  }
+  return t;
+}
+
 const char* arch_name(ArchVersion a) {
   switch (a) {
     case ArchVersion::V4: return "v4";

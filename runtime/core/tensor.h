@@ -34,4 +34,8 @@ struct Tensor {
 
 std::string shape_to_string(const std::vector<int64_t>& shape);
 
+// The 2-D matrix `m` (rows x cols) transposed to cols x rows; a tensor without values (a plan's
+// shape) gives the swapped shape without values.
+Tensor transposed(const Tensor& m);
+
 }  // namespace rwkvlite

@@ -76,8 +76,13 @@ class Builder {
     }
     return std::make_unique<DenseProjection>(rows, cols, take(name, {rows, cols}));
   }
-  // A LoRA factor that BlinkDL applies as x @ A, with A stored (cols x rows): y = A^T x.
+  // A LoRA factor that BlinkDL applies as x @ A, with A stored (cols x rows): y = A^T x. A
+  // factor the model does not hold is the matrix provider's (a compact file stores encoded
+  // factors already transposed).
   std::unique_ptr<Projection> lora(const std::string& name, int64_t rows, int64_t cols) const {
+    if (!m_.has(name) && providers_.matrix) {
+      if (auto p = providers_.matrix(name, rows, cols)) return p;
+    }
     return DenseProjection::from_transposed(rows, cols, sized(name, {cols, rows}).data);
   }
 

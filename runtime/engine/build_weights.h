@@ -21,7 +21,9 @@ EngineWeights build_dense_weights(Model&& model);
 // when set, supplies its part instead of a dense FP32 copy of the model's tensor. `matrix` is
 // asked for every y = W x matrix by canonical name ("blocks.3.att.key.weight", "head.weight")
 // and may return null to fall back to the model's tensor; `channel_mix` likewise per layer.
-// Everything not provided (norms, mixes, decays, LoRA factors) comes from `small_tensors`,
+// A LoRA factor ("blocks.3.att.w1", applied as x @ A) that `small_tensors` lacks is asked of
+// `matrix` too, for its y = W x orientation (rows x cols = the factor transposed).
+// Everything not provided (norms, mixes, decays, FP32 LoRA factors) comes from `small_tensors`,
 // through the same translation code as the dense build.
 struct WeightProviders {
   std::function<std::unique_ptr<Projection>(const std::string& name, int64_t rows, int64_t cols)> matrix;

@@ -12,6 +12,7 @@ constexpr std::string_view kBlocks = "blocks.";
 constexpr std::string_view kWeight = ".weight";
 constexpr std::string_view kLowRankA = ".lr_a";
 constexpr std::string_view kLowRankB = ".lr_b";
+constexpr std::string_view kLoraRows = ".t";
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -97,6 +98,14 @@ std::string lowrank_a(std::string_view base) { return std::string(base) + std::s
 std::string lowrank_b(std::string_view base) { return std::string(base) + std::string(kLowRankB); }
 bool is_lowrank_factor(std::string_view name) { return name.ends_with(kLowRankA) || name.ends_with(kLowRankB); }
 
+std::string lora_rows(std::string_view factor) { return std::string(factor) + std::string(kLoraRows); }
+bool is_lora_rows(std::string_view name) {
+  return name.ends_with(kLoraRows) && is_lora_factor(name.substr(0, name.size() - kLoraRows.size()));
+}
+std::string lora_factor_of(std::string_view name) {
+  return std::string(is_lora_rows(name) ? name.substr(0, name.size() - kLoraRows.size()) : name);
+}
+
 std::string ffn_value_neurons(int64_t layer) { return ffn_tensor_name(layer, "value.neurons"); }
 std::string ffn_predictor_down(int64_t layer) { return ffn_tensor_name(layer, "predictor.down"); }
 std::string ffn_predictor_up(int64_t layer) { return ffn_tensor_name(layer, "predictor.up"); }
@@ -114,6 +123,12 @@ bool is_calibrated_projection(std::string_view name) {
   const std::optional<BlockName> b = split_block_name(name);
   return b && (is_matrix_of(b->rest, {"att"}, {"receptance", "key", "value", "gate", "output"}) ||
                is_matrix_of(b->rest, {"ffn"}, {"receptance", "key"}));
+}
+
+bool is_lora_factor(std::string_view name) {
+  const std::optional<BlockName> b = split_block_name(name);
+  return b && is_one_of(b->rest, {"att.w1", "att.w2", "att.a1", "att.a2", "att.v1", "att.v2", "att.g1", "att.g2",
+                                  "att.time_maa_w1", "att.time_decay_w1", "att.time_decay_w2"});
 }
 
 bool is_head_tensor(std::string_view name) { return name.starts_with("head."); }

@@ -56,6 +56,14 @@ std::string lowrank_a(std::string_view base);
 std::string lowrank_b(std::string_view base);
 bool is_lowrank_factor(std::string_view name);
 
+// quantize: a 2-D LoRA factor (is_lora_factor) in any encoding but f32 is stored transposed,
+// as "<factor>.t" [out, in], because the codecs encode rows of a y = W x matrix and BlinkDL's
+// factors are applied as x @ A with A [in, out].
+std::string lora_rows(std::string_view factor);
+bool is_lora_rows(std::string_view name);
+// The factor a "<factor>.t" name stores; `name` itself for other names.
+std::string lora_factor_of(std::string_view name);
+
 // neuron_major: the value matrix transposed, row j = neuron j's output vector [F, D].
 std::string ffn_value_neurons(int64_t layer);
 // sparsity_predictor: the MLP predictor down [r, D], up [F, r] and the 1-bit key copy [F, D].
@@ -82,6 +90,9 @@ bool is_projection_weight(std::string_view name);
 // channel-mix receptance and key (not the channel-mix value: its F-wide input would make the
 // statistics F x F).
 bool is_calibrated_projection(std::string_view name);
+// The 2-D LoRA factors the engine applies as x @ A: v7's blocks.{i}.att.(w1|w2|a1|a2|v1|v2|g1|g2)
+// and v6's blocks.{i}.att.(time_maa_w1|time_decay_w1|time_decay_w2) (not v6's 3-D time_maa_w2).
+bool is_lora_factor(std::string_view name);
 // Tensors of the head ("head.*") and of the embedding ("emb.*").
 bool is_head_tensor(std::string_view name);
 bool is_embedding_tensor(std::string_view name);

@@ -50,9 +50,10 @@ void check_layers_against_dims(const format::CompactFile& file, const ModelDims&
 }
 
 // Tensors decoded to FP32 for the builder's translation code: everything the providers do not
-// read themselves (norms, mixes, decays, LoRA factors).
+// read themselves (norms, mixes, decays, LoRA factors stored as they are in FP32).
 bool is_small_tensor(const std::string& name) {
-  return !layout::is_projection_weight(name) && !layout::is_read_on_demand(name) && !layout::is_lowrank_factor(name);
+  return !layout::is_projection_weight(name) && !layout::is_read_on_demand(name) && !layout::is_lowrank_factor(name) &&
+         !layout::is_lora_rows(name);
 }
 
 // The small tensors of `file` as a canonical model (arch, dims and those tensors); they live in

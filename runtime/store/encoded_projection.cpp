@@ -91,6 +91,11 @@ make_projection_provider(std::shared_ptr<const format::CompactFile> file, const 
     auto encoded = [&](const std::string& tensor, int64_t r, int64_t c) {
       return read_encoded_projection(*file, tensor, r, c, part_counter(parts, tensor));
     };
+    if (layout::is_lora_factor(name)) {
+      const std::string rows_name = layout::lora_rows(name);
+      if (!file->find(rows_name)) throw InputError("'" + file->path() + "' has neither '" + name + "' nor '" + rows_name + "'");
+      return encoded(rows_name, rows, cols);
+    }
     const std::string base = layout::matrix_base(name);
     if (file->find(layout::lowrank_a(base))) {
       const format::TensorInfo& a = file->tensor(layout::lowrank_a(base));

@@ -13,6 +13,7 @@
 #include "runtime/core/error.h"
 #include "runtime/eval/text_source.h"
 #include "runtime/format/encoding.h"
+#include "runtime/format/layout.h"
 #include "tests/support/test_support.h"
 
 using namespace rwkvlite;
@@ -167,4 +168,27 @@ TEST_CASE("mixed precision from the profile fits its byte target and spends it w
   CHECK(within.predicted_delta_bits_per_byte <= p.base_bits_per_byte * 0.01);
   const std::string toml = mixed_precision_config_toml(within, {"test"});
   CHECK(toml.find("targets = [\"head.weight\"]") != std::string::npos);
+}
+
+TEST_CASE("the v7 profile costs its LoRA factors as the file stores them, transposed") {
+  const std::string path = tiny_model_path("7v0-834K", "FP32");
+  RWKVLITE_REQUIRE_FILE_OR_SKIP(path);
+  const Model m = load_model(path);
+  SensitivityOptions o;
+  o.fidelities = {"i2g32", "i8", "f16"};
+  o.probe = "i2g32";
+  const SensitivityProfile p = profile_sensitivity(m, calibration_bytes(100), o);
+  CHECK(p.fixed_bytes + p.profiled_parameters * 4 == m.parameter_count() * 4);
+  int64_t factors = 0;
+  for (const auto& t : p.tensors) {
+    if (!layout::is_lora_factor(t.name)) continue;
+    ++factors;
+    INFO(t.name);
+    const Tensor& canonical = m.at(t.name);
+    CHECK(t.rows == canonical.cols());
+    CHECK(t.cols == canonical.rows());
+    CHECK(t.costs[0].cost > t.costs[1].cost);
+    CHECK(t.costs[1].bytes == format::encoded_tensor_bytes("i8", t.rows, t.cols));
+  }
+  CHECK(factors == 8 * m.dims.n_layer - 2);  // layer 0 has no value-residual LoRA
 }

@@ -1,6 +1,6 @@
-// The shipped mid-size reference model (models/reference): the dense engine reproduces the
-// logits of the independent Python implementation that trained it, and the rwkv.cpp file made
-// by the project's own converter gives the same logits.
+// The shipped mid-size reference models (models/reference, v5.2; models/reference-v7, v7): the
+// dense engine reproduces the logits of the Python implementations (float64), and the rwkv.cpp
+// file made by the project's own converter gives the same logits.
 #include <cmath>
 #include <cstring>
 
@@ -17,6 +17,7 @@ using namespace rwkvlite::test;
 
 namespace {
 std::string ref_dir() { return source_dir() + "/models/reference"; }
+std::string ref_v7_dir() { return source_dir() + "/models/reference-v7"; }
 
 std::vector<float> read_floats(const std::string& path) {
   const std::vector<uint8_t> b = read_file_bytes(path, 1u << 28);
@@ -25,9 +26,10 @@ std::vector<float> read_floats(const std::string& path) {
   return f;
 }
 
-// Feeds the first 256 held-out bytes one at a time; returns the max |Δ| against the Python logits.
-double max_delta_against_python(Engine& engine) {
-  const std::vector<float> expected = read_floats(ref_dir() + "/heldout-logits.bin");
+// Feeds the first 256 held-out bytes one at a time; returns the max |Δ| against the Python
+// logits in `dir`.
+double max_delta_against_python(Engine& engine, const std::string& dir = ref_dir()) {
+  const std::vector<float> expected = read_floats(dir + "/heldout-logits.bin");
   REQUIRE(expected.size() == 256u * 256u);
   const std::string text = read_text_range(source_dir() + "/third_party/data/tinyshakespeare.txt", kHeldOutStart, 256);
   State s = engine.new_state();
@@ -63,4 +65,22 @@ TEST_CASE("the dense engine reproduces the Python reference logits of the traine
   lo.ln_x_eps = 64e-5f;
   Engine from_bin(load_model(bin, lo), 2);
   CHECK(max_delta_against_python(from_bin) <= 1e-3);
+}
+
+TEST_CASE("the dense engine reproduces the Python reference logits of the v7 reference model", "[reference][torch]") {
+  enable_pth_support();
+  Model m = load_model(ref_v7_dir() + "/rwkv7-ref-6x256.pth");
+  CHECK(m.arch == ArchVersion::V7);
+  CHECK(m.dims.n_layer == 6);
+  CHECK(m.dims.n_embd == 256);
+  CHECK(m.parameter_count() == 5354752);
+  Engine engine(m, 2);
+  const double d = max_delta_against_python(engine, ref_v7_dir());
+  INFO("max |logit delta| over 256 positions x 256 logits: " << d);
+  CHECK(d <= 1e-3);
+
+  const std::string bin = scratch_dir() + "/rwkv7-ref-6x256-FP32.bin";
+  save_model(m, bin, "fp32");
+  Engine from_bin(load_model(bin), 2);
+  CHECK(max_delta_against_python(from_bin, ref_v7_dir()) <= 1e-3);
 }

@@ -35,6 +35,26 @@ TEST_CASE("layout builds the channel-mix, low-rank, head and embedding names", "
   CHECK(std::string(layout::kHeadClusterOffsets) == "head.cluster_offsets");
   CHECK(std::string(layout::kHeadClusterWeight) == "head.cluster_weight");
   CHECK(std::string(layout::kHeadClusterBias) == "head.cluster_bias");
+  CHECK(layout::lora_rows("blocks.2.att.w1") == "blocks.2.att.w1.t");
+  CHECK(layout::lora_factor_of("blocks.2.att.w1.t") == "blocks.2.att.w1");
+  CHECK(layout::lora_factor_of("blocks.2.att.key.weight") == "blocks.2.att.key.weight");
+}
+
+TEST_CASE("layout knows the 2-D LoRA factors and their transposed names", "[layout]") {
+  for (const char* f : {"w1", "w2", "a1", "a2", "v1", "v2", "g1", "g2", "time_maa_w1", "time_decay_w1", "time_decay_w2"}) {
+    const std::string name = std::string("blocks.4.att.") + f;
+    INFO(name);
+    CHECK(layout::is_lora_factor(name));
+    CHECK(layout::is_lora_rows(name + ".t"));
+    CHECK_FALSE(layout::is_lora_rows(name));
+  }
+  for (const char* other : {"blocks.4.att.time_maa_w2", "blocks.4.att.w0", "blocks.4.ffn.w1", "blocks.4.att.key.weight",
+                            "head.w1", "blocks.x.att.w1"}) {
+    INFO(other);
+    CHECK_FALSE(layout::is_lora_factor(other));
+    CHECK_FALSE(layout::is_lora_rows(std::string(other) + ".t"));
+  }
+  CHECK_FALSE(layout::is_lora_rows("blocks.4.att.key.t"));
 }
 
 TEST_CASE("layout parses the layer index of a block name and nothing else", "[layout]") {
