@@ -1,8 +1,9 @@
-// Mixed precision from the sensitivity profile, end to end on the trained reference model
-// (.pth, so LibTorch): the shipped configs/mixed-5x-reference.toml (made by `rwkvlite plan
-// models/reference/sensitivity-profile.json --memory-budget 20% --method gptq`) holds at most a
-// fifth of the dense FP16 weight bytes at run time, within 1% of dense bits per byte on the
-// first 30,000 held-out bytes (the full held-out range is in docs/mixed-precision.md: +0.44%).
+// Mixed precision from the sensitivity profile, end to end on the trained reference models
+// (.pth, so LibTorch): the shipped configs/mixed-5x-reference.toml (v5.2) and
+// configs/v7/mixed-5x-reference-v7.toml (v7), each made by `rwkvlite plan
+// models/<dir>/sensitivity-profile.json --memory-budget 20% --method gptq --emit-config`, hold at
+// most a fifth of the dense FP16 weight bytes at run time, within 1% of dense bits per byte on
+// the first 30,000 held-out bytes (whole held-out range: docs/mixed-precision.md).
 // And the front doors of profile and plan: what they refuse, and that plans fit their budget.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@ using namespace rwkvlite::test;
 const std::string kModel = "models/reference/rwkv5-ref-6x256.pth";
 const std::string kProfile = "models/reference/sensitivity-profile.json";
 constexpr int64_t kDenseFp16Bytes = 5265408 * 2;  // parameters x 2
+constexpr int64_t kDenseFp16BytesV7 = 5354752 * 2;
 
 json eval_report(const std::string& model, const std::string& path) {
   const Result e = run("rwkvlite", "--quiet eval '" + model + "' --max-bytes 30000 --json '" + path + "'");
@@ -26,23 +28,33 @@ json eval_report(const std::string& model, const std::string& path) {
   return json::parse(read_all(path));
 }
 
+// Compresses `model` with `config` and checks 5x below dense FP16 within 1% bits per byte.
+void check_five_times_within_one_percent(const std::string& model, const std::string& config, int64_t dense_fp16_bytes,
+                                         const std::string& name) {
+  const std::string dir = case_dir(name);
+  const Result c = run("rwkvlite", "--quiet compress " + model + " -o '" + dir + "/m.rwkvlite' -c " + config);
+  INFO("compress stderr: " << c.err);
+  REQUIRE(c.exit_code == 0);
+  const json dense = eval_report(model, dir + "/dense.json");
+  const json mixed = eval_report(dir + "/m.rwkvlite", dir + "/mixed.json");
+  REQUIRE(dense["peak_resident_weight_bytes"].get<int64_t>() == dense_fp16_bytes * 2);  // FP32 as read
+  const int64_t resident = mixed["peak_resident_weight_bytes"].get<int64_t>();
+  const double dense_bpb = dense["bits_per_byte"].get<double>(), mixed_bpb = mixed["bits_per_byte"].get<double>();
+  INFO("resident " << resident << " bytes (" << double(dense_fp16_bytes) / resident << "x below FP16), bits/byte "
+                   << mixed_bpb << " vs dense " << dense_bpb);
+  CHECK(resident * 5 <= dense_fp16_bytes);
+  CHECK(mixed_bpb <= dense_bpb * 1.01);
+}
+
 }  // namespace
 
 TEST_CASE("configs/mixed-5x-reference.toml: 5x below dense FP16 within 1% bits per byte", "[mixed]") {
-  const std::string dir = case_dir("mixed-5x");
-  const Result c = run("rwkvlite", "--quiet compress " + kModel + " -o '" + dir +
-                                       "/m.rwkvlite' -c configs/mixed-5x-reference.toml");
-  INFO("compress stderr: " << c.err);
-  REQUIRE(c.exit_code == 0);
-  const json dense = eval_report(kModel, dir + "/dense.json");
-  const json mixed = eval_report(dir + "/m.rwkvlite", dir + "/mixed.json");
-  REQUIRE(dense["peak_resident_weight_bytes"].get<int64_t>() == kDenseFp16Bytes * 2);  // FP32 as read
-  const int64_t resident = mixed["peak_resident_weight_bytes"].get<int64_t>();
-  const double dense_bpb = dense["bits_per_byte"].get<double>(), mixed_bpb = mixed["bits_per_byte"].get<double>();
-  INFO("resident " << resident << " bytes (" << double(kDenseFp16Bytes) / resident << "x below FP16), bits/byte "
-                   << mixed_bpb << " vs dense " << dense_bpb);
-  CHECK(resident * 5 <= kDenseFp16Bytes);
-  CHECK(mixed_bpb <= dense_bpb * 1.01);
+  check_five_times_within_one_percent(kModel, "configs/mixed-5x-reference.toml", kDenseFp16Bytes, "mixed-5x");
+}
+
+TEST_CASE("configs/v7/mixed-5x-reference-v7.toml: 5x below dense FP16 within 1% bits per byte on v7", "[mixed]") {
+  check_five_times_within_one_percent("models/reference-v7/rwkv7-ref-6x256.pth", "configs/v7/mixed-5x-reference-v7.toml",
+                                      kDenseFp16BytesV7, "mixed-5x-v7");
 }
 
 TEST_CASE("rwkvlite plan fits its budget and says when it cannot", "[mixed]") {
