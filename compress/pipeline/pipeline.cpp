@@ -165,7 +165,7 @@ Prepared prepare(const CompressOptions& o, const PassRegistry& passes) {
   p.config = o.config_text.empty() ? load_pipeline_config(o.config_path, passes, overrides)
                                    : parse_pipeline_config(o.config_text, o.config_path, passes, overrides);
   const PipelineConfig& config = p.config;
-  spdlog::info("config {} ({} passes, run id {})", o.config_path, config.passes.size(), config.hash);
+  spdlog::info("config {} ({} pass{}, run id {})", o.config_path, config.passes.size(), config.passes.size() == 1 ? "" : "es", config.hash);
   if (!o.dry_run) {
     refuse_existing_output(o.output_path, o.force);
     refuse_unsafe_report_path(o);

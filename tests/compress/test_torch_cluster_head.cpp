@@ -114,17 +114,19 @@ TEST_CASE("the trained cluster head matches the dense cluster probabilities on h
   const CalibrationData calibration = run_calibration(dense, request);
   REQUIRE(calibration.head_inputs.rows() >= 3000);
 
-  // Held-out KL(dense ‖ predicted) in nats measured on this machine (seed 1234, 30000 bytes,
-  // 6000 samples of which the last 600 held out, 30 epochs): K=4 4.9e-5, K=8 0.0356,
-  // K=16 0.0412, K=32 0.0404; each bound is 1.5x the measurement, so a regression in the
-  // clustering or the training fails while summation-order noise does not. (K=4 is nearly
-  // exact because k-means puts the ~120 common printable bytes into one cluster, which then
-  // holds almost all the probability.)
+  // Held-out KL(dense ‖ predicted) in nats measured on this machine on the shipped reference
+  // model (the two-stage one, models/reference/README.md; seed 1234, 30000 bytes, 6000 samples
+  // of which the last 600 held out, 30 epochs): K=4 7.88e-4, K=8 2.90e-3, K=16 0.0598,
+  // K=32 0.0595; each bound is 1.5x the measurement, so a regression in the clustering or the
+  // training fails while summation-order noise does not. (K=4 and K=8 are nearly exact because
+  // k-means puts the ~120 common printable bytes into one cluster, which then holds almost all
+  // the probability.) A new reference model needs new measurements: the first-stage model gave
+  // K=4 4.9e-5, K=8 0.0356, K=16 0.0412, K=32 0.0404.
   struct Case {
     int k;
     double kl_bound;
   };
-  for (const Case c : {Case{4, 7.3e-5}, Case{8, 0.0534}, Case{16, 0.0618}, Case{32, 0.0606}}) {
+  for (const Case c : {Case{4, 1.18e-3}, Case{8, 4.35e-3}, Case{16, 0.0897}, Case{32, 0.0893}}) {
     PipelineConfig cfg = parse_pipeline_config("[[pass]]\ntype = \"cluster_head\"\nk = " + std::to_string(c.k) + "\n", "k.toml", builtin_passes());
     CompressedModel cm = CompressedModel::from_dense(dense);
     PassContext ctx{cm, &calibration, 1234, 2, {}, {}};

@@ -20,7 +20,7 @@ TEST_CASE("the compress report times every stage and gives each stage's peak RSS
   const std::string dir = case_dir("compress-report-stages");
   const std::string out = dir + "/out.rwkvlite";
   const Result r = run("rwkvlite", "--log-level warn compress third_party/tiny-rwkv/tiny-rwkv-5v2-730K-FP32.bin -c "
-                                   "configs/default.toml --set calibration.bytes=20000 -o '" + out + "' --force");
+                                   "configs/lowrank-int8.toml --set calibration.bytes=20000 -o '" + out + "' --force");
   REQUIRE(r.exit_code == 0);
   const json report = json::parse(std::ifstream(out + ".report.json"));
   const json& stages = report.at("stages");
