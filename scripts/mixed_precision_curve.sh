@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-models/reference/rwkv5-ref-6x256.pth}
 PROFILE=${PROFILE:-models/reference/sensitivity-profile.json}
-BUDGETS=${BUDGETS:-"40% 30% 25% 20% 18% 17% 15%"}
+BUDGETS=${BUDGETS:-"40% 30% 25% 20% 17% 15% 12%"}
 METHOD=${METHOD:-gptq}
 MAX_BYTES=${MAX_BYTES:-30000}
 THREADS=${THREADS:-2}

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "compress/analysis/sensitivity_profile.h"
+#include "compress/pipeline/config.h"
 
 namespace rwkvlite {
 
@@ -37,8 +38,13 @@ MixedPrecisionPlan plan_for_bytes(const SensitivityProfile& profile, int64_t tar
 // The fewest bytes with a predicted rise of at most max_increase_percent % of the base bits per byte.
 MixedPrecisionPlan plan_for_loss(const SensitivityProfile& profile, double max_increase_percent);
 
+// The calibration of gptq configs that mixed_precision_config_toml writes, which gptq profiles
+// (`rwkvlite profile --method gptq`) calibrate on too: bytes [0, 200000) of the bundled text.
+CalibrationConfig mixed_precision_calibration();
+
 // A compress config holding one quantize pass with one rule per tensor (exact names) and the
-// chosen encodings, preceded by `comment` lines (each prefixed "# "). With `gptq`, integer
+// chosen encodings (tensors planned at a low-rank fidelity: a lowrank pass per rank first, and
+// quantize rules for their factors), preceded by `comment` lines (each prefixed "# "). With `gptq`, integer
 // encodings of tensors that have input statistics (has_input_statistics) use GPTQ error
 // compensation, and the config calibrates on bytes [0, 200000) of the bundled text; the costs
 // the plan predicts were measured with round to nearest, which GPTQ only lowers.

@@ -52,6 +52,7 @@ ordered_json profile_to_json(const SensitivityProfile& p) {
   ordered_json j;
   j["schema"] = kSchema;
   j["mode"] = p.mode;
+  j["method"] = p.method;
   j["fidelities"] = p.fidelities;
   j["probe"] = p.probe;
   j["tokens_scored"] = p.tokens_scored;
@@ -70,8 +71,10 @@ ordered_json profile_to_json(const SensitivityProfile& p) {
     ordered_json costs = ordered_json::array();
     for (const auto& c : t.costs) {
       costs.push_back({{"encoding", c.encoding},
+                       {"available", c.available},
                        {"bytes", c.bytes},
                        {"relative_error", c.relative_error},
+                       {"output_error", optional_number(c.output_error)},
                        {"cost", c.cost},
                        {"measured", c.measured},
                        {"proxy_cost", optional_number(c.proxy_cost)},
@@ -90,6 +93,10 @@ SensitivityProfile profile_from_json(const ordered_json& j) {
   if (schema != kSchema) throw InputError("sensitivity profile: schema '" + schema + "' is not " + kSchema);
   SensitivityProfile p;
   p.mode = text(j, "mode", "$");
+  // Profiles written before gptq profiles have no "method": they are round to nearest.
+  p.method = j.contains("method") ? text(j, "method", "$") : "rtn";
+  if (p.method != "rtn" && p.method != "gptq")
+    throw InputError("sensitivity profile: $.method is '" + p.method + "', not rtn or gptq");
   for (const auto& f : array(j, "fidelities", "$")) {
     if (!f.is_string()) throw InputError("sensitivity profile: $.fidelities holds a non-string");
     p.fidelities.push_back(f.get<std::string>());
@@ -128,8 +135,15 @@ SensitivityProfile profile_from_json(const ordered_json& j) {
       if (c.encoding != p.fidelities[k])
         throw InputError("sensitivity profile: " + cat + ".encoding is '" + c.encoding + "', expected '" +
                          p.fidelities[k] + "'");
+      // Profiles written before low-rank fidelities have no "available": every cost applies.
+      if (costs[k].contains("available")) {
+        const auto& available = costs[k].at("available");
+        if (!available.is_boolean()) throw InputError("sensitivity profile: " + cat + ".available is not a boolean");
+        c.available = available.get<bool>();
+      }
       c.bytes = count(costs[k], "bytes", cat);
       c.relative_error = number(costs[k], "relative_error", cat);
+      c.output_error = optional(costs[k], "output_error", cat);
       c.cost = number(costs[k], "cost", cat);
       const auto& measured = member(costs[k], "measured", cat);
       if (!measured.is_boolean()) throw InputError("sensitivity profile: " + cat + ".measured is not a boolean");

@@ -8,6 +8,9 @@
 #include <memory>
 #include <set>
 
+#include "compress/algo/error_aware_quant.h"
+#include "compress/algo/lowrank.h"
+#include "compress/algo/svd.h"
 #include "compress/passes/quantize_pass.h"
 #include "runtime/core/error.h"
 #include "runtime/eval/dense_predictor.h"
@@ -23,11 +26,15 @@ void check_options(const SensitivityOptions& o, const ProfileText& text) {
   if (o.fidelities.empty()) throw UsageError("sensitivity profile: no fidelities given");
   std::set<std::string> seen;
   for (const auto& f : o.fidelities) {
-    if (!is_quantize_encoding(f)) throw UsageError("sensitivity profile: unknown fidelity '" + f + "'");
+    if (!is_quantize_encoding(f) && !parse_lowrank_fidelity(f))
+      throw UsageError("sensitivity profile: unknown fidelity '" + f + "' (an encoding, or lr<rank>:<encoding>)");
     if (!seen.insert(f).second) throw UsageError("sensitivity profile: fidelity '" + f + "' given twice");
   }
   if (!o.direct && !seen.count(o.probe))
     throw UsageError("sensitivity profile: the proxy's probe fidelity '" + o.probe + "' is not among the fidelities");
+  if (!o.direct && parse_lowrank_fidelity(o.probe))
+    throw UsageError("sensitivity profile: the proxy's probe '" + o.probe +
+                     "' is low-rank; probe a quantize encoding (low-rank fidelities are always evaluated)");
   if (text.tokens.size() < 2) throw UsageError("sensitivity profile: the calibration text has fewer than 2 tokens");
   if (text.token_bytes.size() != text.tokens.size())
     throw UsageError("sensitivity profile: token_bytes and tokens differ in length");
@@ -109,7 +116,61 @@ class Evaluator {
   int64_t evaluations_ = 0;
 };
 
+// Whether a low-rank fidelity of this rank applies: block projections only (the head has the
+// clustered head instead), and only ranks that shrink the matrix, as the lowrank pass keeps
+// any other matrix dense.
+bool lowrank_applies(const std::string& name, int64_t rows, int64_t cols, int rank) {
+  return layout::is_projection_weight(name) && layout::layer_index(name).has_value() &&
+         rank <= max_useful_rank(rows, cols);
+}
+
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+Tensor row_major(const Eigen::MatrixXf& m) {
+  Tensor t{{m.rows(), m.cols()}, std::vector<float>(static_cast<size_t>(m.size()))};
+  Eigen::Map<RowMajor>(t.data.data(), m.rows(), m.cols()) = m;
+  return t;
+}
+
+// A matrix (row-major, [rows, cols]) in `encoding` as compress stores it: GPTQ error
+// compensation through the input moment C when one is given and the encoding has chosen
+// scales (a quantize rule with method = "gptq"), otherwise the codec's round to nearest.
+std::vector<float> quantized(const Tensor& w, const std::string& encoding, const Eigen::MatrixXd* C) {
+  const format::EncodingSpec spec = format::parse_encoding(encoding);
+  if (C && has_chosen_scales(spec)) return quantize_gptq(w, spec, *C, kDefaultGptqDamping).values;
+  return format::round_trip_rows(w.data.data(), w.rows(), w.cols(), spec);
+}
+
+// W [rows, cols] as stored after the lowrank and quantize passes: the factors of rank `rank`
+// from `svd` (of W, or of W·L when `whitening`), each factor quantized as above (lr_b with the
+// moment of its input, A C Aᵀ of the quantized lr_a), multiplied back.
+std::vector<float> lowrank_round_trip(const TruncatedSvd& svd, const Whitening* whitening, const Eigen::MatrixXd* C,
+                                      const LowRankFidelity& f, int64_t rows, int64_t cols) {
+  const LowRankFactors factors = factors_from_svd(svd, f.rank, whitening);
+  const Tensor a{{f.rank, cols}, quantized(row_major(factors.a), f.factor_encoding, C)};
+  const Eigen::Map<const RowMajor> A(a.data.data(), f.rank, cols);
+  std::optional<Eigen::MatrixXd> C_b;
+  if (C) C_b = A.cast<double>() * *C * A.cast<double>().transpose();
+  const std::vector<float> b = quantized(row_major(factors.b), f.factor_encoding, C_b ? &*C_b : nullptr);
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  Eigen::Map<RowMajor>(w.data(), rows, cols) = Eigen::Map<const RowMajor>(b.data(), rows, f.rank) * A;
+  return w;
+}
+
 }  // namespace
+
+std::optional<LowRankFidelity> parse_lowrank_fidelity(const std::string& name) {
+  if (name.rfind("lr", 0) != 0) return std::nullopt;
+  const size_t colon = name.find(':');
+  const std::string digits = name.substr(2, colon == std::string::npos ? std::string::npos : colon - 2);
+  const bool digits_ok = !digits.empty() && digits.size() <= 6 &&
+                         std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+  if (colon == std::string::npos || !digits_ok || std::stoi(digits) < 1 ||
+      !is_quantize_encoding(name.substr(colon + 1)))
+    throw UsageError("sensitivity profile: low-rank fidelity '" + name +
+                     "' is not lr<rank>:<encoding> with rank >= 1 and a quantize encoding (for example lr32:i8)");
+  return LowRankFidelity{.rank = std::stoi(digits), .factor_encoding = name.substr(colon + 1)};
+}
 
 bool is_profiled_tensor(const std::string& name) {
   return layout::is_projection_weight(name) || layout::is_lora_factor(name) || name == "emb.weight";
@@ -137,6 +198,7 @@ SensitivityProfile profile_sensitivity(const Model& model, const ProfileText& te
 
   SensitivityProfile profile;
   profile.mode = options.direct ? "direct" : (options.validate_proxy ? "proxy+direct" : "proxy");
+  profile.method = options.input_moments ? "gptq" : "rtn";
   profile.fidelities = options.fidelities;
   profile.probe = run_proxy ? options.probe : "";
   profile.tokens_scored = static_cast<int64_t>(text.tokens.size()) - 1;
@@ -151,10 +213,18 @@ SensitivityProfile profile_sensitivity(const Model& model, const ProfileText& te
       profile.fixed_bytes += t.numel() * 4;
     }
   }
+  std::vector<std::optional<LowRankFidelity>> lowrank;  // per fidelity
+  for (const auto& f : options.fidelities) lowrank.push_back(parse_lowrank_fidelity(f));
   const size_t probe_index = static_cast<size_t>(
       std::find(options.fidelities.begin(), options.fidelities.end(), options.probe) - options.fidelities.begin());
-  const int64_t per_tensor = run_direct ? static_cast<int64_t>(options.fidelities.size()) : 1;
-  const int64_t total = 1 + static_cast<int64_t>(names.size()) * per_tensor;
+  int64_t total = 1;
+  for (const std::string& name : names) {
+    const Tensor& t = model.tensors.at(name);
+    for (size_t fi = 0; fi < lowrank.size(); ++fi) {
+      if (lowrank[fi]) total += lowrank_applies(name, t.rows(), t.cols(), lowrank[fi]->rank) ? 1 : 0;
+      else if (run_direct || fi == probe_index) ++total;
+    }
+  }
 
   Model work = model;  // one tensor at a time is swapped for its round trip and restored
   Evaluator evaluator(model, text, options.threads);
@@ -172,36 +242,75 @@ SensitivityProfile profile_sensitivity(const Model& model, const ProfileText& te
     const bool stored_transposed = layout::is_lora_factor(name);
     const Tensor stored = stored_transposed ? transposed(t) : Tensor();
     const Tensor& as_stored = stored_transposed ? stored : t;
-    TensorSensitivity s{.name = name, .rows = as_stored.rows(), .cols = as_stored.cols(), .costs = {}};
-    for (const std::string& f : options.fidelities) {
+    const int64_t rows = as_stored.rows(), cols = as_stored.cols();
+    TensorSensitivity s{.name = name, .rows = rows, .cols = cols, .costs = {}};
+    // The input moment when compress would use one (never for a LoRA factor: its input is not
+    // recorded).
+    const Eigen::MatrixXd* C = nullptr;
+    if (options.input_moments && !stored_transposed) {
+      const auto it = options.input_moments->find(name);
+      if (it != options.input_moments->end() && it->second.trace() > 0) C = &it->second;
+    }
+    // One SVD at the largest applicable rank serves every low-rank fidelity of the tensor.
+    int svd_rank = 0;
+    for (const auto& lr : lowrank) {
+      if (lr && lowrank_applies(name, rows, cols, lr->rank)) svd_rank = std::max(svd_rank, lr->rank);
+    }
+    std::optional<TruncatedSvd> svd;
+    std::optional<Whitening> whitening;
+    if (svd_rank > 0) {
+      const Eigen::MatrixXd w = Eigen::Map<const RowMajor>(original.data(), rows, cols).cast<double>();
+      if (C) whitening = Whitening::from_second_moment(*C, kDefaultWhiteningDamping);
+      svd = truncated_svd(whitening ? whitening->whiten(w) : w, svd_rank, SvdMethod::Auto);
+    }
+    std::vector<std::vector<float>> values(options.fidelities.size());  // as stored, per fidelity
+    for (size_t fi = 0; fi < options.fidelities.size(); ++fi) {
       FidelityCost c;
-      c.encoding = f;
-      c.bytes = format::encoded_tensor_bytes(f, as_stored.rows(), as_stored.cols());
-      c.relative_error = round_trip_error(as_stored, f);
+      c.encoding = options.fidelities[fi];
+      if (const auto& lr = lowrank[fi]) {
+        c.available = lowrank_applies(name, rows, cols, lr->rank);
+        if (c.available) {
+          c.bytes = format::encoded_tensor_bytes(lr->factor_encoding, lr->rank, cols) +
+                    format::encoded_tensor_bytes(lr->factor_encoding, rows, lr->rank);
+          values[fi] = lowrank_round_trip(*svd, whitening ? &*whitening : nullptr, C, *lr, rows, cols);
+        }
+      } else {
+        c.bytes = format::encoded_tensor_bytes(c.encoding, rows, cols);
+        values[fi] = quantized(as_stored, c.encoding, C);
+      }
+      if (c.available) {
+        c.relative_error = relative_error(as_stored.data, values[fi]);
+        if (C) c.output_error = input_weighted_error(as_stored.data, values[fi], rows, cols, *C);
+      }
       s.costs.push_back(c);
     }
-    auto measure = [&](FidelityCost& c) {
-      Tensor trip{as_stored.shape, format::round_trip_rows(as_stored.data.data(), as_stored.rows(), as_stored.cols(),
-                                                           format::parse_encoding(c.encoding))};
-      t.data = stored_transposed ? transposed(trip).data : std::move(trip.data);
+    auto measure = [&](size_t fi) {
+      FidelityCost& c = s.costs[fi];
+      t.data = stored_transposed ? transposed(Tensor{as_stored.shape, values[fi]}).data : values[fi];
       const Measured m = evaluator.measure(work);
       t.data = original;
       c.direct_cost = m.kl_bits_per_byte;
       c.delta_bits_per_byte = m.bits_per_byte - profile.base_bits_per_byte;
       report_progress();
     };
-    if (run_direct) {
-      for (FidelityCost& c : s.costs) measure(c);
+    for (size_t fi = 0; fi < s.costs.size(); ++fi) {
+      if (s.costs[fi].available && (run_direct || lowrank[fi])) measure(fi);
     }
     if (run_proxy) {
       FidelityCost& probe = s.costs[probe_index];
-      if (!probe.direct_cost) measure(probe);
-      for (FidelityCost& c : s.costs) {
-        const double ratio = probe.relative_error > 0 ? c.relative_error / probe.relative_error : 0.0;
+      if (!probe.direct_cost) measure(probe_index);
+      for (size_t fi = 0; fi < s.costs.size(); ++fi) {
+        if (lowrank[fi]) continue;  // evaluated above: not a quantization-noise perturbation
+        FidelityCost& c = s.costs[fi];
+        // Output errors where the moment gives them (GPTQ trades weight error for output error).
+        const double e = c.output_error.value_or(c.relative_error);
+        const double e_probe = probe.output_error.value_or(probe.relative_error);
+        const double ratio = e_probe > 0 ? e / e_probe : 0.0;
         c.proxy_cost = *probe.direct_cost * ratio * ratio;
       }
     }
     for (FidelityCost& c : s.costs) {
+      if (!c.available) continue;
       c.measured = c.direct_cost.has_value();
       c.cost = c.measured ? *c.direct_cost : *c.proxy_cost;
     }
@@ -211,6 +320,7 @@ SensitivityProfile profile_sensitivity(const Model& model, const ProfileText& te
   if (options.validate_proxy && run_proxy) {
     std::vector<double> proxy_all, direct_all;
     for (size_t fi = 0; fi < options.fidelities.size(); ++fi) {
+      if (lowrank[fi]) continue;  // evaluated in both modes: nothing to compare
       std::vector<double> proxy_f, direct_f;
       for (const auto& s : profile.tensors) {
         proxy_f.push_back(*s.costs[fi].proxy_cost);

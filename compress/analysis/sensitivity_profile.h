@@ -19,12 +19,22 @@
 // locally quadratic in a perturbation of fixed direction scales. With validate_proxy both run,
 // and the report gives the Spearman rank correlation of proxy against direct costs.
 //
+// Low-rank fidelities "lr<R>:<encoding>" (for example lr32:i8) hold a block projection as its
+// plain rank-R truncated SVD factors (compress/algo/lowrank.h), each factor round-tripped
+// through <encoding>: what a lowrank pass with `rank = R` followed by a quantize rule for the
+// factors writes. Their error is not the quantization noise whose scaling the proxy assumes,
+// so they are always evaluated directly. They do not apply (FidelityCost::available false) to
+// other tensors, or where rank R would not shrink the matrix (max_useful_rank).
+//
 // Deterministic for any thread count: every evaluation is the dense engine's, which does not
 // depend on its threads, over the same tokens.
 #pragma once
 
+#include <Eigen/Dense>
+
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,20 +50,38 @@ struct ProfileText {
 };
 
 struct SensitivityOptions {
-  // Encodings to profile (quantize_encodings() names), e.g. {"i2g64", "i3g64", "i4g64", "i8", "f16"}.
+  // Encodings to profile (quantize_encodings() names), e.g. {"i2g64", "i3g64", "i4g64", "i8", "f16"},
+  // and low-rank fidelities ("lr32:i8").
   std::vector<std::string> fidelities = {"i2g64", "i3g64", "i4g64", "i8", "f16"};
   bool direct = false;              // evaluate every (tensor, fidelity); else the proxy
   std::string probe = "i2g64";      // proxy: the fidelity evaluated directly (one of fidelities)
   bool validate_proxy = false;      // proxy and direct both, with their rank correlation
+  // Input second moments E[x xᵀ] by canonical weight name (CalibrationData::input_second_moment,
+  // from the calibration compress runs). When given ("gptq" profiles), each matrix that has one
+  // is held as compress holds it under `method = "gptq"` and activation-aware low rank: integer
+  // encodings by GPTQ error compensation, low-rank factors from the SVD of the whitened matrix
+  // with integer factors by GPTQ, and the proxy scales by the squared ratio of output errors
+  // (GPTQ trades weight error for output error). Other matrices as without.
+  const std::map<std::string, Eigen::MatrixXd>* input_moments = nullptr;
   int threads = 2;
   // Called after each evaluation with (done, total).
   std::function<void(int64_t, int64_t)> progress;
 };
 
+// A low-rank fidelity's rank and factor encoding; nullopt when `name` is not "lr<R>:<encoding>".
+// UsageError for a name that starts "lr" but is malformed (rank < 1, unknown encoding).
+struct LowRankFidelity {
+  int rank = 0;
+  std::string factor_encoding;
+};
+std::optional<LowRankFidelity> parse_lowrank_fidelity(const std::string& name);
+
 struct FidelityCost {
-  std::string encoding;
+  std::string encoding;                    // a quantize encoding or a low-rank fidelity name
+  bool available = true;                   // false: does not apply to this tensor (no other field is set)
   int64_t bytes = 0;                       // format::encoded_tensor_bytes
   double relative_error = 0;               // ||W - Q||_F / ||W||_F
+  std::optional<double> output_error;      // sqrt(tr(ΔW C ΔWᵀ) / tr(W C Wᵀ)), gptq profiles with C
   double cost = 0;                         // KL bits per byte: direct when measured, else the proxy
   bool measured = false;                   // cost came from an evaluation
   std::optional<double> proxy_cost;        // the proxy's estimate (proxy mode)
@@ -69,6 +97,7 @@ struct TensorSensitivity {
 
 struct SensitivityProfile {
   std::string mode;                  // "direct", "proxy" or "proxy+direct"
+  std::string method = "rtn";        // "rtn", or "gptq" when input moments were given
   std::vector<std::string> fidelities;
   std::string probe;                 // "" in direct mode
   int64_t tokens_scored = 0;
@@ -89,7 +118,8 @@ struct SensitivityProfile {
 // factor (layout::is_lora_factor; costed as stored, transposed) and emb.weight.
 bool is_profiled_tensor(const std::string& name);
 
-// UsageError for an unknown or repeated fidelity, a probe not among them, or too few tokens.
+// UsageError for an unknown or repeated fidelity, a probe not among them (or low-rank), or too
+// few tokens.
 SensitivityProfile profile_sensitivity(const Model& model, const ProfileText& text, const SensitivityOptions& options);
 
 // Spearman's rank correlation of two equally long samples (average ranks for ties); NaN when

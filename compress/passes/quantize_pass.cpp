@@ -24,6 +24,16 @@ bool is_quantize_encoding(const std::string& encoding) {
   return std::find(all.begin(), all.end(), encoding) != all.end();
 }
 
+double relative_error(const std::vector<float>& w, const std::vector<float>& q) {
+  double error = 0, reference = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    const double d = static_cast<double>(w[i]) - static_cast<double>(q[i]);
+    error += d * d;
+    reference += static_cast<double>(w[i]) * static_cast<double>(w[i]);
+  }
+  return reference > 0 ? std::sqrt(error / reference) : 0.0;
+}
+
 double round_trip_error(const Tensor& values, const std::string& encoding) {
   const format::EncodingSpec spec = format::parse_encoding(encoding);
   const int64_t rows = values.rows(), cols = values.cols();
@@ -179,16 +189,6 @@ std::vector<double> diagonal_of(const Eigen::MatrixXd& C) {
 }
 
 // ||w - q|| / ||w|| in double, in element order (0 for an all-zero w).
-double relative_error(const std::vector<float>& w, const std::vector<float>& q) {
-  double error = 0, reference = 0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    const double d = static_cast<double>(w[i]) - static_cast<double>(q[i]);
-    error += d * d;
-    reference += static_cast<double>(w[i]) * static_cast<double>(w[i]);
-  }
-  return reference > 0 ? std::sqrt(error / reference) : 0.0;
-}
-
 nlohmann::ordered_json json_or_null(const std::optional<double>& v) {
   return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
 }

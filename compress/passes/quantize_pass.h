@@ -48,6 +48,8 @@ bool is_quantize_encoding(const std::string& encoding);
 // ||W - decode(encode(W))||_F / ||W||_F of a tensor stored in `encoding` (0 for an all-zero
 // tensor), encoded and decoded row by row with the format's codec, summed in double in row order.
 double round_trip_error(const Tensor& values, const std::string& encoding);
+// ||w - q|| / ||w|| of two equally long value vectors, in double (0 when w is all zero).
+double relative_error(const std::vector<float>& w, const std::vector<float>& q);
 
 enum class QuantizeMethod { RoundToNearest, Weighted, Gptq };
 const char* quantize_method_name(QuantizeMethod m);  // "rtn", "weighted", "gptq"

@@ -108,7 +108,13 @@ TEST_CASE("rwkvlite compress --profile --target-bytes writes the planned bytes",
   const Result e = run("rwkvlite", "--quiet eval '" + dir + "/m.rwkvlite' --max-bytes 200 --json -");
   CHECK(parse_stdout(e)["peak_resident_weight_bytes"].get<int64_t>() == planned);
   const json report = json::parse(read_all(dir + "/m.rwkvlite.report.json"));
-  CHECK(report["config"]["passes"][0]["rules"].size() == 50);
+  // One quantize rule per profiled matrix (a low-rank one's rule covers both its factors),
+  // after a lowrank pass per rank the plan chose.
+  const json& passes = report["config"]["passes"];
+  REQUIRE(passes.size() >= 1);
+  CHECK(passes.back()["type"] == "quantize");
+  CHECK(passes.back()["rules"].size() == 50);
+  for (size_t i = 0; i + 1 < passes.size(); ++i) CHECK(passes[i]["type"] == "lowrank");
   // The held-out result beside the prediction.
   const json& mixed = report["mixed_precision"];
   CHECK(mixed["planned_weight_bytes"].get<int64_t>() == planned);
@@ -127,4 +133,40 @@ TEST_CASE("rwkvlite compress --profile --target-bytes writes the planned bytes",
   check_fails(small, 2);
   CHECK_THAT(small.err, Catch::Contains("below the smallest encodings"));
   CHECK_FALSE(exists(dir + "/x.rwkvlite"));
+}
+
+TEST_CASE("rwkvlite profile --method gptq and low-rank fidelities, planned into configs of the same method", "[mixed]") {
+  const std::string dir = case_dir("profile-gptq");
+  const std::string tiny = "third_party/tiny-rwkv/tiny-rwkv-5v2-730K-FP32.bin";
+  const Result r = run("rwkvlite", "--quiet profile " + tiny +
+                                       " --max-bytes 100 --method gptq --fidelities i4g64,i8,lr8:i8 --probe i4g64 --json '" + dir +
+                                       "/p.json'");
+  INFO("profile stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  const json p = json::parse(read_all(dir + "/p.json"));
+  CHECK(p["method"] == "gptq");
+  CHECK(p["moments_calibration"]["offset"] == 0);
+  CHECK(p["moments_calibration"]["bytes"] == 200000);
+  int with_moment = 0, lowrank = 0;
+  for (const auto& t : p["tensors"]) {
+    with_moment += t["costs"][0]["output_error"].is_null() ? 0 : 1;
+    lowrank += t["costs"][2]["available"].get<bool>() ? 1 : 0;
+  }
+  CHECK(with_moment == 7 * 12);  // att receptance/key/value/gate/output and ffn receptance/key, 12 layers
+  CHECK(lowrank == 8 * 12);      // every block projection; not the embedding or the head
+
+  // The plan's config quantizes as the profile measured, unless told otherwise (with a warning).
+  const Result same = run("rwkvlite", "plan '" + dir + "/p.json' --memory-budget 30% --emit-config '" + dir + "/c.toml'");
+  REQUIRE(same.exit_code == 0);
+  CHECK_THAT(same.err, !Catch::Contains("warn"));
+  const std::string toml = read_all(dir + "/c.toml");
+  CHECK_THAT(toml, Catch::Contains("[calibration]") && Catch::Contains("method = \"gptq\"") &&
+                       Catch::Contains("--method gptq"));
+  const Result other = run("rwkvlite", "plan '" + dir + "/p.json' --memory-budget 30% --method rtn --json -");
+  CHECK(other.exit_code == 0);
+  CHECK_THAT(other.err, Catch::Contains("measured with gptq and the config will use rtn: predictions are optimistic"));
+
+  const Result bad = run("rwkvlite", "profile " + tiny + " --max-bytes 100 --fidelities i8,lr0:i8 --probe i8");
+  check_fails(bad, 2);
+  CHECK_THAT(bad.err, Catch::Contains("low-rank fidelity 'lr0:i8'"));
 }

@@ -56,7 +56,7 @@ void use_mixed_precision_plan(CompressCommand& c) {
   c.options.config_text = p.config_toml;
   c.plan_summary = {{"profile", c.mixed.profile_path},
                     {"target", p.target},
-                    {"method", c.mixed.method},
+                    {"method", p.method},
                     {"planned_weight_bytes", p.plan.weight_bytes},
                     {"predicted_calibration_bits_per_byte", p.plan.predicted_bits_per_byte},
                     {"calibration_base_bits_per_byte", p.profile.base_bits_per_byte},
@@ -146,9 +146,9 @@ void register_compress(CLI::App& app, Action& action) {
   cmd->add_option("--max-bpb-increase", c->mixed.max_bpb_increase,
                   "With --profile: the smallest model predicted within this many percent of dense bits per byte")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--method", c->mixed.method, "With --profile: rtn, or gptq where calibration statistics exist")
-      ->check(CLI::IsMember({"rtn", "gptq"}))
-      ->capture_default_str();
+  cmd->add_option("--method", c->mixed.method,
+                  "With --profile: rtn, or gptq where calibration statistics exist (default: the profile's method)")
+      ->check(CLI::IsMember({"rtn", "gptq"}));
   cmd->add_option("--heldout-bytes", c->heldout_bytes,
                   "With --profile: score the result on this many held-out bytes of the bundled text against MODEL "
                   "(0: skip); added to the report as mixed_precision")

@@ -31,7 +31,7 @@ struct PlanCommand {
   double max_bpb_increase = -1;  // percent; < 0: not given
   std::string json_path;
   std::string config_path;
-  std::string method = "rtn";
+  std::string method;  // "" = the profile's
 };
 
 // "layer 3", "embedding" or "head": the rows of the per-layer table.
@@ -132,9 +132,8 @@ void register_plan(CLI::App& app, Action& action) {
   cmd->add_option("--emit-config", c->config_path, "Write the chosen encodings as a compress config (TOML)");
   cmd->add_option("--method", c->method,
                   "Quantization of the emitted config: rtn, or gptq where calibration statistics exist "
-                  "(the config then calibrates)")
-      ->check(CLI::IsMember({"rtn", "gptq"}))
-      ->capture_default_str();
+                  "(the config then calibrates); default: the method the profile measured")
+      ->check(CLI::IsMember({"rtn", "gptq"}));
   cmd->callback([&action, c, budget, loss] {
     if (budget->count() == 0 && loss->count() == 0)
       throw CLI::ValidationError("plan", "give --memory-budget or --max-bpb-increase");

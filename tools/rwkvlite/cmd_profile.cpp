@@ -1,4 +1,4 @@
-// rwkvlite profile MODEL [--fidelities LIST] [--probe ENC] [--direct | --validate-proxy]
+// rwkvlite profile MODEL [--fidelities LIST] [--probe ENC] [--direct | --validate-proxy] [--method rtn|gptq]
 //                        [--text FILE --offset N --max-bytes N --interleave-zeros] [--json FILE]:
 // the sensitivity profile (compress/analysis/sensitivity_profile.h) of a dense model on
 // calibration text: per weight matrix and fidelity, the rise in bits per byte when that matrix
@@ -10,9 +10,12 @@
 #include <cstdio>
 #include <sstream>
 
+#include "compress/analysis/mixed_precision.h"
 #include "compress/analysis/sensitivity_json.h"
 #include "compress/analysis/sensitivity_profile.h"
+#include "compress/pipeline/calibration.h"
 #include "runtime/core/error.h"
+#include "runtime/format/layout.h"
 #include "runtime/eval/text_source.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/common/json_output.h"
@@ -29,6 +32,7 @@ struct ProfileCommand {
   uint64_t max_bytes = 4000;
   bool interleave_zeros = false;
   std::string fidelities = "i2g64,i3g64,i4g64,i8,f16";
+  std::string method = "rtn";
   SensitivityOptions options;
   std::string json_path;
 };
@@ -58,7 +62,8 @@ ProfileText calibration_text(const ProfileCommand& c, int64_t vocab) {
 }
 
 void print_profile(const SensitivityProfile& p, std::FILE* out) {
-  std::fprintf(out, "mode %s, %lld tokens, base %.5f bits/byte, %lld evaluations in %.1f s\n", p.mode.c_str(),
+  std::fprintf(out, "mode %s, method %s, %lld tokens, base %.5f bits/byte, %lld evaluations in %.1f s\n",
+               p.mode.c_str(), p.method.c_str(),
                static_cast<long long>(p.tokens_scored), p.base_bits_per_byte, static_cast<long long>(p.evaluations),
                p.seconds);
   std::fprintf(out, "%-34s", "tensor (KL bits/byte)");
@@ -66,10 +71,14 @@ void print_profile(const SensitivityProfile& p, std::FILE* out) {
   std::fprintf(out, "\n");
   for (const auto& t : p.tensors) {
     std::fprintf(out, "%-34s", t.name.c_str());
-    for (const auto& c : t.costs) std::fprintf(out, " %10.5f%s", c.cost, c.measured ? "" : "~");
+    for (const auto& c : t.costs) {
+      if (c.available) std::fprintf(out, " %10.5f%s", c.cost, c.measured ? "" : "~");
+      else std::fprintf(out, " %10s", "-");
+    }
     std::fprintf(out, "\n");
   }
-  std::fprintf(out, "(~: proxy estimate, the probe %s's KL scaled by squared round-trip error)\n", p.probe.c_str());
+  std::fprintf(out, "(~: proxy estimate, the probe %s's KL scaled by squared round-trip error; -: does not apply)\n",
+               p.probe.c_str());
   if (p.proxy_spearman_all) {
     std::fprintf(out, "proxy vs direct, Spearman over non-probe pairs: %.3f; per fidelity:", *p.proxy_spearman_all);
     for (const auto& [f, rho] : p.proxy_spearman_per_fidelity) std::fprintf(out, " %s %.3f", f.c_str(), rho);
@@ -85,6 +94,23 @@ int run_profile(ProfileCommand c) {
     if (done == total || done % 10 == 0) spdlog::info("profile {}/{} evaluations", done, total);
   };
   const ProfileText text = calibration_text(c, model.dims.n_vocab);
+  // A gptq profile holds each calibrated matrix as a gptq config would (sensitivity_profile.h),
+  // through the input moments of the same calibration that `plan --method gptq` configs run.
+  CalibrationData calibration;
+  const CalibrationConfig cal = mixed_precision_calibration();
+  if (c.method == "gptq") {
+    CalibrationRequest request;
+    request.text = read_calibration_text(cal).text;
+    for (const auto& [name, t] : model.tensors) {
+      if (layout::is_calibrated_projection(name)) request.projections.insert(name);
+    }
+    request.max_samples = 1;  // moments only: no predictor is trained
+    request.threads = c.model.threads;
+    spdlog::info("gptq profile: input moments of {} matrices from bytes [{}, {}) of the bundled text",
+                 request.projections.size(), cal.offset, cal.offset + cal.bytes);
+    calibration = run_calibration(model, request);
+    c.options.input_moments = &calibration.input_second_moment;
+  }
   const SensitivityProfile profile = profile_sensitivity(model, text, c.options);
   if (c.json_path != "-") print_profile(profile, stdout);
   if (!c.json_path.empty()) {
@@ -94,6 +120,8 @@ int run_profile(ProfileCommand c) {
     j["calibration_text"] = c.text_path.empty() ? "bundled" : c.text_path;
     j["calibration_offset"] = c.offset;
     j["calibration_bytes"] = c.max_bytes;
+    if (c.method == "gptq")
+      j["moments_calibration"] = {{"text", cal.text}, {"offset", cal.offset}, {"bytes", cal.bytes}};
     tools::write_json(c.json_path, j);
   }
   return 0;
@@ -106,13 +134,18 @@ void register_profile(CLI::App& app, Action& action) {
       "profile", "Measure how much each weight matrix's precision costs in bits per byte (sensitivity profile)");
   auto c = std::make_shared<ProfileCommand>();
   c->model.add_to(*cmd, "Dense model file: rwkv.cpp .bin, .safetensors or .pth", true);
-  cmd->add_option("--fidelities", c->fidelities, "Comma-separated encodings to profile")->capture_default_str();
+  cmd->add_option("--fidelities", c->fidelities, "Comma-separated encodings to profile, and low-rank fidelities lr<rank>:<encoding> (lr32:i8)")->capture_default_str();
   cmd->add_option("--probe", c->options.probe, "Proxy mode: the one fidelity evaluated directly per tensor")
       ->capture_default_str();
   auto* direct = cmd->add_flag("--direct", c->options.direct, "Evaluate every (tensor, fidelity), no proxy");
   cmd->add_flag("--validate-proxy", c->options.validate_proxy,
                 "Run the proxy and every direct evaluation, and report their Spearman rank correlation")
       ->excludes(direct);
+  cmd->add_option("--method", c->method,
+                  "How the calibrated matrices are held: rtn (round to nearest), or gptq (GPTQ and "
+                  "activation-aware low rank through input moments of bytes [0, 200000) of the bundled text)")
+      ->check(CLI::IsMember({"rtn", "gptq"}))
+      ->capture_default_str();
   cmd->add_option("--text", c->text_path, "Calibration text file (default: the bundled tinyshakespeare.txt)");
   cmd->add_option("--offset", c->offset, "First byte of the calibration text")->capture_default_str();
   cmd->add_option("--max-bytes", c->max_bytes, "Calibration bytes per evaluation")

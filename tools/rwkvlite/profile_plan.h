@@ -16,7 +16,7 @@ struct ProfilePlanRequest {
   std::string profile_path;
   std::string memory_budget;     // bytes or P% of dense FP16 ("" when planning for a loss)
   double max_bpb_increase = -1;  // percent, used when memory_budget is ""
-  std::string method = "rtn";    // of the config: rtn or gptq
+  std::string method;            // of the config: rtn or gptq; "" = the profile's
   std::string budget_option = "--memory-budget";  // how the caller spells it, for messages
 };
 
@@ -25,6 +25,7 @@ struct ProfilePlan {
   SensitivityProfile profile;
   MixedPrecisionPlan plan;
   int64_t budget_bytes = 0;  // 0 when planning for a loss
+  std::string method;        // of the config, resolved
   std::string target;        // the target option as given: "--target-bytes 20%", "--max-bpb-increase 1.000000"
   std::string config_toml;
   // The error to give when !plan.feasible.
