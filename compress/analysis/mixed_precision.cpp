@@ -11,6 +11,13 @@
 namespace rwkvlite {
 namespace {
 
+// ["a", "b"] as a TOML array of strings.
+std::string toml_string_array(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", \"" : "\"") + items[i] + "\"";
+  return out + "]";
+}
+
 // The planner's items: per tensor, the fidelities that apply to it. cost_index[i][k] is the
 // profile cost behind item i's choice k.
 struct PlanInput {
@@ -99,15 +106,12 @@ std::string mixed_precision_config_toml(const MixedPrecisionPlan& plan, const st
       passes[{lr->rank, gptq && has_input_statistics(t.tensor)}].push_back(t.tensor);
   }
   for (const auto& [key, tensors] : passes) {
-    out << "\n[[pass]]\ntype = \"lowrank\"\ntargets = [";
-    for (size_t i = 0; i < tensors.size(); ++i) out << (i ? ", " : "") << "\"" << tensors[i] << "\"";
-    out << "]\nrank = " << key.first << "\n";
+    out << "\n[[pass]]\ntype = \"lowrank\"\ntargets = " << toml_string_array(tensors) << "\nrank = " << key.first
+        << "\n";
     if (key.second) out << "activation_aware = true\n";
   }
   auto rule = [&](const std::vector<std::string>& targets, const std::string& encoding, bool calibrated) {
-    out << "\n[[pass.rules]]\ntargets = [";
-    for (size_t i = 0; i < targets.size(); ++i) out << (i ? ", " : "") << "\"" << targets[i] << "\"";
-    out << "]\nencoding = \"" << encoding << "\"\n";
+    out << "\n[[pass.rules]]\ntargets = " << toml_string_array(targets) << "\nencoding = \"" << encoding << "\"\n";
     if (gptq && encoding.front() == 'i' && calibrated) out << "method = \"gptq\"\n";
   };
   out << "\n[[pass]]\ntype = \"quantize\"\n";

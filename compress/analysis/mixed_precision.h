@@ -46,8 +46,9 @@ CalibrationConfig mixed_precision_calibration();
 // chosen encodings (tensors planned at a low-rank fidelity: a lowrank pass per rank first, and
 // quantize rules for their factors), preceded by `comment` lines (each prefixed "# "). With `gptq`, integer
 // encodings of tensors that have input statistics (has_input_statistics) use GPTQ error
-// compensation, and the config calibrates on bytes [0, 200000) of the bundled text; the costs
-// the plan predicts were measured with round to nearest, which GPTQ only lowers.
+// compensation, matrices planned at a low rank are whitened by their input moments, and the
+// config calibrates on mixed_precision_calibration(). The prediction holds for the config when
+// the profile was measured with the same method (SensitivityProfile::method).
 std::string mixed_precision_config_toml(const MixedPrecisionPlan& plan, const std::vector<std::string>& comment,
                                         bool gptq = false);
 

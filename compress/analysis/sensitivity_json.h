@@ -1,5 +1,5 @@
 // The sensitivity profile as JSON: what `rwkvlite profile --json` writes and `rwkvlite plan`
-// and `rwkvlite compress --profile` read back. Schema (docs/elastic.md, "Profile"):
+// and `rwkvlite compress --profile` read back. Schema (docs/mixed-precision.md, "JSON keys"):
 //   {"schema": "rwkvlite.sensitivity/1", "mode", "method", "fidelities", "probe", "tokens_scored",
 //    "base_bits_per_byte", "profiled_parameters", "fixed_bytes", "dense_fp16_bytes",
 //    "evaluations", "seconds", "proxy_spearman_all", "proxy_spearman_per_fidelity": {f: rho},

@@ -251,10 +251,13 @@ SensitivityProfile profile_sensitivity(const Model& model, const ProfileText& te
       const auto it = options.input_moments->find(name);
       if (it != options.input_moments->end() && it->second.trace() > 0) C = &it->second;
     }
-    // One SVD at the largest applicable rank serves every low-rank fidelity of the tensor.
+    // Which fidelities apply; one SVD at the largest applicable rank serves every low-rank one.
+    std::vector<bool> applies(lowrank.size(), true);
     int svd_rank = 0;
-    for (const auto& lr : lowrank) {
-      if (lr && lowrank_applies(name, rows, cols, lr->rank)) svd_rank = std::max(svd_rank, lr->rank);
+    for (size_t fi = 0; fi < lowrank.size(); ++fi) {
+      if (!lowrank[fi]) continue;
+      applies[fi] = lowrank_applies(name, rows, cols, lowrank[fi]->rank);
+      if (applies[fi]) svd_rank = std::max(svd_rank, lowrank[fi]->rank);
     }
     std::optional<TruncatedSvd> svd;
     std::optional<Whitening> whitening;
@@ -267,8 +270,8 @@ SensitivityProfile profile_sensitivity(const Model& model, const ProfileText& te
     for (size_t fi = 0; fi < options.fidelities.size(); ++fi) {
       FidelityCost c;
       c.encoding = options.fidelities[fi];
+      c.available = applies[fi];
       if (const auto& lr = lowrank[fi]) {
-        c.available = lowrank_applies(name, rows, cols, lr->rank);
         if (c.available) {
           c.bytes = format::encoded_tensor_bytes(lr->factor_encoding, lr->rank, cols) +
                     format::encoded_tensor_bytes(lr->factor_encoding, rows, lr->rank);

@@ -188,7 +188,6 @@ std::vector<double> diagonal_of(const Eigen::MatrixXd& C) {
   return d;
 }
 
-// ||w - q|| / ||w|| in double, in element order (0 for an all-zero w).
 nlohmann::ordered_json json_or_null(const std::optional<double>& v) {
   return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
 }
