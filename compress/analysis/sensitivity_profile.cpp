@@ -9,6 +9,7 @@
 #include <set>
 
 #include "compress/algo/error_aware_quant.h"
+#include "compress/analysis/held_matrix.h"
 #include "compress/algo/lowrank.h"
 #include "compress/algo/svd.h"
 #include "compress/passes/quantize_pass.h"
@@ -125,37 +126,6 @@ bool lowrank_applies(const std::string& name, int64_t rows, int64_t cols, int ra
 }
 
 using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-Tensor row_major(const Eigen::MatrixXf& m) {
-  Tensor t{{m.rows(), m.cols()}, std::vector<float>(static_cast<size_t>(m.size()))};
-  Eigen::Map<RowMajor>(t.data.data(), m.rows(), m.cols()) = m;
-  return t;
-}
-
-// A matrix (row-major, [rows, cols]) in `encoding` as compress stores it: GPTQ error
-// compensation through the input moment C when one is given and the encoding has chosen
-// scales (a quantize rule with method = "gptq"), otherwise the codec's round to nearest.
-std::vector<float> quantized(const Tensor& w, const std::string& encoding, const Eigen::MatrixXd* C) {
-  const format::EncodingSpec spec = format::parse_encoding(encoding);
-  if (C && has_chosen_scales(spec)) return quantize_gptq(w, spec, *C, kDefaultGptqDamping).values;
-  return format::round_trip_rows(w.data.data(), w.rows(), w.cols(), spec);
-}
-
-// W [rows, cols] as stored after the lowrank and quantize passes: the factors of rank `rank`
-// from `svd` (of W, or of W·L when `whitening`), each factor quantized as above (lr_b with the
-// moment of its input, A C Aᵀ of the quantized lr_a), multiplied back.
-std::vector<float> lowrank_round_trip(const TruncatedSvd& svd, const Whitening* whitening, const Eigen::MatrixXd* C,
-                                      const LowRankFidelity& f, int64_t rows, int64_t cols) {
-  const LowRankFactors factors = factors_from_svd(svd, f.rank, whitening);
-  const Tensor a{{f.rank, cols}, quantized(row_major(factors.a), f.factor_encoding, C)};
-  const Eigen::Map<const RowMajor> A(a.data.data(), f.rank, cols);
-  std::optional<Eigen::MatrixXd> C_b;
-  if (C) C_b = A.cast<double>() * *C * A.cast<double>().transpose();
-  const std::vector<float> b = quantized(row_major(factors.b), f.factor_encoding, C_b ? &*C_b : nullptr);
-  std::vector<float> w(static_cast<size_t>(rows * cols));
-  Eigen::Map<RowMajor>(w.data(), rows, cols) = Eigen::Map<const RowMajor>(b.data(), rows, f.rank) * A;
-  return w;
-}
 
 }  // namespace
 
@@ -275,11 +245,11 @@ SensitivityProfile profile_sensitivity(const Model& model, const ProfileText& te
         if (c.available) {
           c.bytes = format::encoded_tensor_bytes(lr->factor_encoding, lr->rank, cols) +
                     format::encoded_tensor_bytes(lr->factor_encoding, rows, lr->rank);
-          values[fi] = lowrank_round_trip(*svd, whitening ? &*whitening : nullptr, C, *lr, rows, cols);
+          values[fi] = hold_lowrank(*svd, whitening ? &*whitening : nullptr, C, *lr).product();
         }
       } else {
         c.bytes = format::encoded_tensor_bytes(c.encoding, rows, cols);
-        values[fi] = quantized(as_stored, c.encoding, C);
+        values[fi] = hold_quantized(as_stored, c.encoding, C).decoded();
       }
       if (c.available) {
         c.relative_error = relative_error(as_stored.data, values[fi]);

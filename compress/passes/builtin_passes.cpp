@@ -1,6 +1,7 @@
 #include "compress/passes/builtin_passes.h"
 
 #include "compress/passes/cluster_head_pass.h"
+#include "compress/passes/elastic_pass.h"
 #include "compress/passes/fold_embedding_pass.h"
 #include "compress/passes/lowrank_pass.h"
 #include "compress/passes/neuron_major_pass.h"
@@ -25,6 +26,7 @@ void add_builtin_passes(PassRegistry& registry) {
   registry.add("sparsity_predictor", factory_of<SparsityPredictorPass, SparsityPredictorOptions>());
   registry.add("fold_embedding", factory_of<FoldEmbeddingPass, FoldEmbeddingOptions>());
   registry.add("cluster_head", factory_of<ClusterHeadPass, ClusterHeadOptions>());
+  registry.add("elastic", factory_of<ElasticPass, ElasticOptions>());
 }
 
 const PassRegistry& builtin_passes() {

@@ -56,6 +56,7 @@ PipelineConfig parse_pipeline_config(const std::string& toml_text, const std::st
                                      const std::string& base_dir) {
   auto sources = std::make_shared<ConfigSources>();
   sources->file = source_name;
+  sources->base_dir = base_dir;
 
   check_toml_limits(toml_text, source_name);
   toml::table root;

@@ -1,6 +1,7 @@
 #include "compress/pipeline/option_reader.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <limits>
 #include <sstream>
 
@@ -107,6 +108,13 @@ const toml::node* OptionReader::consume(std::string_view key) {
   known_.emplace(key);
   consumed_.emplace(key);
   return table_->get(key);
+}
+
+std::string OptionReader::require_path(std::string_view key) {
+  const std::string given = require<std::string>(key);
+  if (given.empty()) fail(key, "'" + std::string(key) + "' must be a file path, not empty");
+  const std::filesystem::path p(given);
+  return (p.is_absolute() ? p : std::filesystem::path(sources_->base_dir) / p).lexically_normal().string();
 }
 
 bool OptionReader::has(std::string_view key) {

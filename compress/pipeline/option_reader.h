@@ -21,6 +21,7 @@ namespace rwkvlite {
 // Where values came from: the file name for messages, and which nodes --set created.
 struct ConfigSources {
   std::string file;                                  // as given (messages show it as given)
+  std::string base_dir;                              // what relative paths in it are relative to
   std::map<const toml::node*, std::string> set_origins;  // node -> the "--set k=v" argument
 };
 
@@ -57,6 +58,10 @@ class OptionReader {
   // returned reader needs its own finish(). `describe(i)` names element i in messages.
   std::optional<OptionReader> get_table(std::string_view key, const std::string& where);
   std::vector<OptionReader> get_tables(std::string_view key, const std::function<std::string(size_t)>& describe);
+
+  // A file path: relative paths are taken relative to the config file's directory (as
+  // [calibration] text is). UsageError when absent or empty.
+  std::string require_path(std::string_view key);
 
   // Presence test; marks the key as known (for suggestions) without consuming it.
   bool has(std::string_view key);

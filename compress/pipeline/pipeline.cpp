@@ -345,8 +345,10 @@ void write_outputs(const CompressOptions& o, const Prepared& p, const Calibratio
   write_compact(p.cm, o.output_path, file_metadata_of(config, provenance));
   meter.finish();
   const uint64_t out_bytes = file_size_or_throw(o.output_path);
-  spdlog::info("wrote {}: {} ({:.2f}x smaller than dense FP32)", o.output_path, mib(static_cast<int64_t>(out_bytes)),
-               dense_fp32_bytes / static_cast<double>(out_bytes));
+  const double ratio = dense_fp32_bytes / static_cast<double>(out_bytes);
+  // An elastic file holds several forms of each matrix and may be larger than the dense model.
+  spdlog::info("wrote {}: {} ({:.2f}x {} than dense FP32)", o.output_path, mib(static_cast<int64_t>(out_bytes)),
+               ratio >= 1 ? ratio : 1 / ratio, ratio >= 1 ? "smaller" : "larger");
 
   nlohmann::ordered_json report = {{"schema_version", 1},
                                    {"output", o.output_path},

@@ -124,6 +124,27 @@ CompactFile CompactFile::open(const std::string& path) {
   return cf;
 }
 
+void CompactFile::select_tensors(const std::map<std::string, std::string>& renamed, const std::set<std::string>& hide) {
+  for (const auto& [from, to] : renamed) {
+    if (!find(from)) throw InputError("'" + path_ + "': has no tensor '" + from + "' to select");
+  }
+  for (const std::string& name : hide) {
+    if (!find(name)) throw InputError("'" + path_ + "': has no tensor '" + name + "' to hide");
+  }
+  std::vector<TensorInfo> kept;
+  std::unordered_map<std::string, size_t> index;
+  for (const TensorInfo& t : tensors_) {  // copies: the file is unchanged if this throws
+    if (hide.contains(t.name)) continue;
+    kept.push_back(t);
+    if (const auto it = renamed.find(t.name); it != renamed.end()) kept.back().name = it->second;
+    if (!index.emplace(kept.back().name, kept.size() - 1).second)
+      throw InputError("'" + path_ + "': selecting a stored form as '" + kept.back().name +
+                       "' clashes with a tensor of that name");
+  }
+  tensors_ = std::move(kept);
+  index_ = std::move(index);
+}
+
 const TensorInfo* CompactFile::find(const std::string& name) const {
   const auto it = index_.find(name);
   return it == index_.end() ? nullptr : &tensors_[it->second];

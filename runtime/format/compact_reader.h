@@ -13,7 +13,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -78,6 +80,12 @@ class CompactFile {
 
   ReadStats read_stats() const;
   void reset_read_stats();
+
+  // A view for the elastic runtime: the tensors in `hide` disappear from tensors() and find(),
+  // and each tensor `renamed` maps answers to its new name from then on (its bytes and
+  // checksums unchanged). InputError when a name is absent or a new name is already taken.
+  // Not thread-safe; call before the file is shared.
+  void select_tensors(const std::map<std::string, std::string>& renamed, const std::set<std::string>& hide);
 
  private:
   struct Counters {

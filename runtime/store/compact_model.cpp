@@ -7,6 +7,7 @@
 #include "runtime/core/error.h"
 #include "runtime/core/file_io.h"
 #include "runtime/engine/build_weights.h"
+#include "runtime/format/elastic_meta.h"
 #include "runtime/format/layout.h"
 #include "runtime/format/model_json.h"
 #include "runtime/store/encoded_projection.h"
@@ -105,8 +106,31 @@ bool is_compact_file(const std::string& path) {
   return std::string(magic, 8) == std::string(format::kMagic, 8);
 }
 
+int64_t non_elastic_resident_bytes(const format::CompactFile& file) {
+  int64_t bytes = 0;
+  for (const format::TensorInfo& t : file.tensors()) {
+    if (layout::is_elastic_variant(t.name)) continue;
+    bytes += is_small_tensor(t.name) ? t.rows * t.cols * static_cast<int64_t>(sizeof(float)) : static_cast<int64_t>(t.nbytes);
+  }
+  return bytes;
+}
+
 CompactEngine load_compact_engine(const std::string& path, const RuntimeOptions& options) {
-  auto file = std::make_shared<format::CompactFile>(format::CompactFile::open(path));
+  auto opened = std::make_shared<format::CompactFile>(format::CompactFile::open(path));
+  const std::string where = "'" + path + "'";
+  const std::optional<layout::ElasticMeta> elastic_meta = layout::ElasticMeta::from_json(opened->metadata(), where);
+  std::optional<int64_t> budget;
+  if (options.memory_budget) budget = options.memory_budget->resolve(elastic_meta ? elastic_meta->dense_fp16_bytes : 0);
+  const int64_t fixed = non_elastic_resident_bytes(*opened);
+  std::optional<ElasticSelection> elastic;
+  if (elastic_meta) {
+    elastic = select_elastic_forms(*opened, *elastic_meta, fixed, budget);
+    apply_elastic_selection(*opened, *elastic);
+  } else if (budget && fixed > *budget) {
+    throw ResourceError(where + " needs " + std::to_string(fixed) + " resident weight bytes, above the memory budget of " +
+                        std::to_string(*budget) + " (an elastic file, made by the elastic pass, can fit smaller budgets)");
+  }
+  std::shared_ptr<const format::CompactFile> file = opened;
   auto stats = std::make_shared<RuntimeStats>();
   const Model small = decode_small_tensors(*file, *stats->residency.other);
 
@@ -127,6 +151,14 @@ CompactEngine load_compact_engine(const std::string& path, const RuntimeOptions&
   out.reads = file->read_stats();
   out.metadata = file->metadata();
   out.stats = stats;
+  out.elastic = std::move(elastic);
+  out.budget_bytes = budget;
+  if (budget && out.residency->peak() > *budget) {
+    // The accounting above bounds what building holds; reaching this is a bug, not bad input.
+    throw Error(where + ": building the engine held " + std::to_string(out.residency->peak()) +
+                " resident weight bytes, above the memory budget of " + std::to_string(*budget),
+                kExitInternal);
+  }
   return out;
 }
 

@@ -19,6 +19,8 @@
 
 #include "runtime/engine/engine.h"
 #include "runtime/format/compact_reader.h"
+#include "runtime/plan/memory_budget.h"
+#include "runtime/store/elastic_selection.h"
 #include "runtime/store/neuron_channel_mix.h"
 #include "runtime/store/residency.h"
 #include "runtime/store/runtime_stats.h"
@@ -38,6 +40,10 @@ struct RuntimeOptions {
   std::optional<int64_t> embedding_cache_rows;  // >= 1; default V for emb.folded
   bool audit_sparsity = false;                  // measure predictor recall (NeuronChannelMix)
   NeuronSelectionTrace neuron_trace;            // tests: sees every token's neuron selection
+  // Resident weight bytes the engine may hold (docs/runtime.md, "Memory budget"). An elastic
+  // file chooses a stored form per matrix to fit it; any file that cannot fit fails to load
+  // with ResourceError. A percentage needs an elastic file (its dense FP16 size).
+  std::optional<MemoryBudget> memory_budget;
 };
 
 struct CompactEngine {
@@ -46,6 +52,8 @@ struct CompactEngine {
   format::ReadStats reads;  // what building read from the file
   nlohmann::json metadata;  // the file's metadata (passes, provenance)
   std::shared_ptr<RuntimeStats> stats;
+  std::optional<ElasticSelection> elastic;  // set for an elastic file
+  std::optional<int64_t> budget_bytes;      // the resolved memory budget, when one was given
 };
 
 CompactEngine load_compact_engine(const std::string& path, const RuntimeOptions& options);
@@ -54,6 +62,11 @@ inline CompactEngine load_compact_engine(const std::string& path, int threads) {
   o.threads = threads;
   return load_compact_engine(path, o);
 }
+
+// What the engine holds of `file`'s tensors besides the elastic stored forms, at most: the small
+// tensors decoded to FP32, every other tensor at its stored bytes (the on-demand parts' caches
+// hold at most that).
+int64_t non_elastic_resident_bytes(const format::CompactFile& file);
 
 // True if the file starts with the compact format's magic.
 bool is_compact_file(const std::string& path);

@@ -24,4 +24,16 @@ RunnableModel ModelArgs::load_runnable(RuntimeOptions runtime) const {
   return load_runnable_model(path, runtime, ln_x_eps);
 }
 
+void MemoryBudgetArg::add_to(CLI::App& cmd) {
+  cmd.add_option("--memory-budget", text,
+                 "Resident weight bytes the run may hold: bytes (2500000, 2.5MB, 64MiB) or a percentage of dense FP16 "
+                 "(20%, elastic files). An elastic file chooses a stored form per matrix to fit it; any other file "
+                 "that does not fit fails (exit 5)");
+}
+
+std::optional<MemoryBudget> MemoryBudgetArg::parsed() const {
+  if (text.empty()) return std::nullopt;
+  return MemoryBudget::parse(text, "--memory-budget");
+}
+
 }  // namespace rwkvlite::tools

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "runtime/core/model.h"
@@ -27,6 +28,14 @@ struct ModelArgs {
   Model load_dense() const;
   // A compact or dense file ready to predict tokens with `runtime` (its threads are ours).
   RunnableModel load_runnable(RuntimeOptions runtime) const;
+};
+
+// --memory-budget B|P%, for the commands that run a model (rwkvlite-run, rwkvlite eval): kept as
+// given and parsed when the command runs, so that a bad value is one usage error (exit 2).
+struct MemoryBudgetArg {
+  std::string text;
+  void add_to(CLI::App& cmd);
+  std::optional<MemoryBudget> parsed() const;  // nullopt when not given
 };
 
 }  // namespace rwkvlite::tools

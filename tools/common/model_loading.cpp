@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "converters/model_io.h"
+#include "runtime/core/error.h"
 #include "runtime/engine/engine.h"
 #include "runtime/eval/dense_predictor.h"
 
@@ -35,14 +36,31 @@ RunnableModel load_runnable_model(const std::string& path, const RuntimeOptions&
     engine = std::move(ce.engine);
     out.residency = ce.residency;
     out.stats = ce.stats;
-    kind = "compact file";
+    out.budget_bytes = ce.budget_bytes;
+    out.elastic = std::move(ce.elastic);
+    kind = out.elastic ? "elastic compact file" : "compact file";
+    if (out.elastic) {
+      const ElasticSelection& e = *out.elastic;
+      spdlog::info("elastic: {} matrices in {} bytes (+{} not elastic) for a budget of {}; predicted KL {:.5f} bits/byte",
+                   e.meta.items.size(), e.elastic_bytes, e.fixed_bytes,
+                   e.budget_bytes ? std::to_string(*e.budget_bytes) + " bytes" : std::string("none (largest forms)"),
+                   e.predicted_kl_bits_per_byte);
+    }
   } else {
     LoadOptions options;
     options.ln_x_eps = ln_x_eps;
     Model m = load_model(path, options);
     kind = m.source_format;
+    const int64_t dense_fp16_bytes = m.parameter_count() * 2;
     engine = std::make_unique<Engine>(std::move(m), runtime.threads);
     out.dense_weight_bytes = weights_storage_bytes(engine->weights());
+    if (runtime.memory_budget) {
+      out.budget_bytes = runtime.memory_budget->resolve(dense_fp16_bytes);
+      if (out.dense_weight_bytes > *out.budget_bytes)
+        throw ResourceError("'" + path + "' holds " + std::to_string(out.dense_weight_bytes) +
+                            " weight bytes dense, above the memory budget of " + std::to_string(*out.budget_bytes) +
+                            " (compress it, or make an elastic file with the elastic pass)");
+    }
   }
   out.vocab = engine->vocab_size();
   out.arch = engine->arch();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "runtime/core/model.h"
@@ -21,6 +22,8 @@ struct RunnableModel {
   int64_t vocab = 0;
   ArchVersion arch = ArchVersion::V5_2;
   double load_seconds = 0;  // reading the file and building the engine
+  std::optional<int64_t> budget_bytes;      // the resolved --memory-budget
+  std::optional<ElasticSelection> elastic;  // an elastic file's chosen forms
 
   // What the weights held in memory at most: the residency peak of a compact file, else the
   // dense weights' size.

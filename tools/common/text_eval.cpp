@@ -57,6 +57,8 @@ ordered_json report(const ModelArgs& args, const RunnableModel& model, const std
   j["reference_bits_per_byte"] =
       m.has_reference ? ordered_json(m.reference_bits_per_byte * per_text_byte) : ordered_json(nullptr);
   j["peak_resident_weight_bytes"] = model.peak_resident_weight_bytes();
+  j["memory_budget_bytes"] = model.budget_bytes ? ordered_json(*model.budget_bytes) : ordered_json(nullptr);
+  if (model.elastic) j["elastic"] = model.elastic->to_json();
   j["peak_rss_bytes"] = peak_rss_bytes();
   j["file_bytes"] = file_size_or_throw(args.path);
   j["tokens_per_second"] = m.tokens_per_second;

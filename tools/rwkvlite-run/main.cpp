@@ -31,6 +31,7 @@ struct RunOptions {
   tools::GenerateArgs generate;
   CLI::Option* prompt = nullptr;  // given: generate instead of evaluating
   RuntimeOptions runtime;         // overrides of what the compact file stores
+  tools::MemoryBudgetArg memory_budget;
   tools::LoggingArgs logging;
 };
 
@@ -63,13 +64,16 @@ void add_options(CLI::App& app, RunOptions& o) {
   o.prompt->description("Generate from this prompt instead of evaluating");
   o.prompt->excludes(text);
   add_runtime_options(app, o.runtime);
+  o.memory_budget.add_to(app);
   o.logging.add_to(app);
 }
 
 // Stages 2 to 4, once the command line is parsed.
 int run(const RunOptions& o) {
-  // Load: the model with this run's overrides, and its tokenizer.
-  tools::RunnableModel model = o.model.load_runnable(o.runtime);
+  // Load: the model with this run's overrides and budget, and its tokenizer.
+  RuntimeOptions runtime = o.runtime;
+  runtime.memory_budget = o.memory_budget.parsed();
+  tools::RunnableModel model = o.model.load_runnable(runtime);
   const auto tokenizer = tokenizer_for(model.vocab, o.model.tokenizer);
   // Generate (the output is the continuation itself) ...
   if (*o.prompt) {

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "runtime/core/error.h"
+#include "runtime/plan/memory_budget.h"
 
 namespace rwkvlite::cli {
 
@@ -35,30 +36,7 @@ std::string human_bytes(double b) {
 }
 
 int64_t parse_byte_budget(const std::string& text, int64_t hundred_percent, const std::string& option) {
-  auto bad = [&](const std::string& why) {
-    return UsageError(option + " '" + text + "': " + why +
-                      " (give bytes such as 2500000, 2.5MB or 64MiB, or a percentage such as 20%)");
-  };
-  if (text.empty()) throw bad("empty");
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || !std::isfinite(value)) throw bad("not a number");
-  std::string unit(end);
-  double bytes = 0;
-  if (unit == "%") {
-    bytes = value / 100.0 * static_cast<double>(hundred_percent);
-  } else {
-    static const std::map<std::string, double> units = {
-        {"", 1},         {"B", 1},          {"k", 1e3},  {"kB", 1e3},  {"K", 1e3},   {"KB", 1e3},
-        {"M", 1e6},      {"MB", 1e6},       {"G", 1e9},  {"GB", 1e9},  {"Ki", 1024}, {"KiB", 1024},
-        {"Mi", 1 << 20}, {"MiB", 1 << 20},  {"Gi", 1073741824.0},     {"GiB", 1073741824.0}};
-    const auto it = units.find(unit);
-    if (it == units.end()) throw bad("unknown unit '" + unit + "'");
-    bytes = value * it->second;
-  }
-  if (!(bytes >= 1)) throw bad("not a positive size");
-  if (bytes >= 9.2e18) throw bad("too large");
-  return static_cast<int64_t>(std::floor(bytes));
+  return MemoryBudget::parse(text, option).resolve(hundred_percent);
 }
 
 }  // namespace rwkvlite::cli
