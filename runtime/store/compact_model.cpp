@@ -124,19 +124,35 @@ CompactEngine load_compact_engine(const std::string& path, const RuntimeOptions&
   const int64_t fixed = non_elastic_resident_bytes(*opened);
   std::optional<ElasticSelection> elastic;
   if (elastic_meta) {
-    elastic = select_elastic_forms(*opened, *elastic_meta, fixed, budget);
+    const int64_t n_layer = format::dims_from_json(opened->dims()).n_layer;
+    elastic = select_elastic_forms(*opened, *elastic_meta, fixed, budget, n_layer, options.stream);
     apply_elastic_selection(*opened, *elastic);
+  } else if (options.stream) {
+    throw UsageError(where + " is not an elastic file: only an elastic file's layers can be streamed");
   } else if (budget && fixed > *budget) {
     throw ResourceError(where + " needs " + std::to_string(fixed) + " resident weight bytes, above the memory budget of " +
                         std::to_string(*budget) + " (an elastic file, made by the elastic pass, can fit smaller budgets)");
   }
   std::shared_ptr<const format::CompactFile> file = opened;
   auto stats = std::make_shared<RuntimeStats>();
+  std::shared_ptr<LayerStream> stream;
+  if (elastic && elastic->streaming) {
+    const StreamingPlan& sp = *elastic->streaming;
+    stats->stream = std::make_shared<StreamStats>();
+    stream = std::make_shared<LayerStream>(file, sp.first_streamed_layer, format::dims_from_json(file->dims()).n_layer,
+                                           sp.slot_bytes, options.stream_options, stats->residency.other, stats->stream);
+    for (size_t i = 0; i < elastic->meta.items.size(); ++i) {
+      const layout::ElasticItem& item = elastic->meta.items[i];
+      const std::optional<int64_t> layer = layout::layer_index(item.name);
+      if (!layer || *layer < sp.first_streamed_layer) continue;
+      for (const std::string& t : item.choices[elastic->chosen[i]].tensors) stream->add(layout::elastic_logical(t), *layer);
+    }
+  }
   const Model small = decode_small_tensors(*file, *stats->residency.other);
 
   // The big parts stay encoded; the on-demand ones read rows as tokens need them.
   WeightProviders providers;
-  providers.matrix = make_projection_provider(file, stats->residency);
+  providers.matrix = make_projection_provider(file, stats->residency, stream);
   providers.channel_mix = make_sparse_ffn_provider(
       file, {options.neuron_cache_fraction, options.audit_sparsity, options.neuron_trace}, stats);
   providers.head = make_two_level_head_provider(
@@ -147,6 +163,7 @@ CompactEngine load_compact_engine(const std::string& path, const RuntimeOptions&
   EngineOptions engine_options;
   engine_options.threads = options.threads;
   out.engine = std::make_unique<Engine>(build_weights(small, std::move(providers)), engine_options);
+  if (stream) stream->start();
   out.residency = stats->residency.total;
   out.reads = file->read_stats();
   out.metadata = file->metadata();

@@ -21,6 +21,7 @@
 #include "runtime/format/compact_reader.h"
 #include "runtime/plan/memory_budget.h"
 #include "runtime/store/elastic_selection.h"
+#include "runtime/store/layer_stream.h"
 #include "runtime/store/neuron_channel_mix.h"
 #include "runtime/store/residency.h"
 #include "runtime/store/runtime_stats.h"
@@ -44,6 +45,11 @@ struct RuntimeOptions {
   // file chooses a stored form per matrix to fit it; any file that cannot fit fails to load
   // with ResourceError. A percentage needs an elastic file (its dense FP16 size).
   std::optional<MemoryBudget> memory_budget;
+  // Elastic files: stream layers even when holding them fits (benchmarks; needs a budget), and
+  // how (pipelined or sequential, an emulated storage bandwidth). Streaming itself starts on
+  // its own whenever the budget is below what holding every matrix needs.
+  bool stream = false;
+  StreamOptions stream_options;
 };
 
 struct CompactEngine {

@@ -1,7 +1,9 @@
 #include "runtime/store/elastic_selection.h"
 
 #include "runtime/core/error.h"
+#include "runtime/format/layout.h"
 #include "runtime/plan/budget_planner.h"
+#include "runtime/plan/stream_planner.h"
 
 namespace rwkvlite {
 
@@ -22,13 +24,21 @@ nlohmann::ordered_json ElasticSelection::to_json() const {
   j["predicted_increase_percent"] =
       meta.base_bits_per_byte > 0 ? 100.0 * predicted_kl_bits_per_byte / meta.base_bits_per_byte : 0.0;
   j["method"] = meta.method;
+  if (streaming) {
+    j["streaming"] = {{"first_streamed_layer", streaming->first_streamed_layer},
+                      {"slot_bytes", streaming->slot_bytes},
+                      {"streamed_bytes_per_token", streaming->streamed_bytes_per_token}};
+  } else {
+    j["streaming"] = nullptr;
+  }
   j["fidelity_counts"] = std::move(counts);
   j["matrices"] = std::move(matrices);
   return j;
 }
 
 ElasticSelection select_elastic_forms(const format::CompactFile& file, const layout::ElasticMeta& meta,
-                                      int64_t fixed_bytes, std::optional<int64_t> budget_bytes) {
+                                      int64_t fixed_bytes, std::optional<int64_t> budget_bytes, int64_t n_layer,
+                                      bool stream) {
   const std::string where = "'" + file.path() + "'";
   std::set<std::string> listed;
   std::vector<PlanItem> items;
@@ -59,6 +69,7 @@ ElasticSelection select_elastic_forms(const format::CompactFile& file, const lay
   s.budget_bytes = budget_bytes;
   s.fixed_bytes = fixed_bytes;
   s.meta = meta;
+  if (stream && !budget_bytes) throw UsageError("streaming layers needs a memory budget (--memory-budget)");
   if (!budget_bytes) {
     // No budget: the largest form of each matrix (the most faithful one the file holds).
     for (const PlanItem& item : items) {
@@ -72,15 +83,32 @@ ElasticSelection select_elastic_forms(const format::CompactFile& file, const lay
     return s;
   }
   const Plan plan = plan_within_bytes(items, *budget_bytes - fixed_bytes);
-  if (!plan.feasible) {
+  if (plan.feasible && !stream) {
+    for (int c : plan.chosen) s.chosen.push_back(static_cast<size_t>(c));
+    s.elastic_bytes = plan.bytes;
+    s.predicted_kl_bits_per_byte = plan.cost;
+    return s;
+  }
+  // Holding every matrix does not fit (or streaming was asked for): stream layers.
+  StreamPlanRequest request{.items = items, .layer_of = {}, .n_layer = n_layer, .fixed_bytes = fixed_bytes,
+                            .budget_bytes = *budget_bytes, .slots = 2};
+  for (const layout::ElasticItem& item : meta.items) {
+    const std::optional<int64_t> layer = layout::layer_index(item.name);
+    if (layer && *layer >= n_layer) throw InputError(where + ": elastic item '" + item.name + "' is beyond the model's layers");
+    request.layer_of.push_back(layer.value_or(-1));
+  }
+  const StreamPlan sp = plan_streaming(request);
+  if (!sp.feasible) {
     throw ResourceError(where + ": a memory budget of " + std::to_string(*budget_bytes) +
-                        " bytes is below what this file needs at its smallest stored forms: " +
-                        std::to_string(fixed_bytes + plan.bytes) + " bytes (" + std::to_string(fixed_bytes) +
+                        " bytes is below what this file needs at its smallest: " + std::to_string(sp.minimum_bytes) +
+                        " bytes, streaming every layer at its smallest forms through two slots (" +
+                        std::to_string(fixed_bytes) +
                         " of them not elastic: norms, mixes and other small tensors in FP32, and any matrix stored once)");
   }
-  for (int c : plan.chosen) s.chosen.push_back(static_cast<size_t>(c));
-  s.elastic_bytes = plan.bytes;
-  s.predicted_kl_bits_per_byte = plan.cost;
+  for (int c : sp.chosen) s.chosen.push_back(static_cast<size_t>(c));
+  s.elastic_bytes = sp.resident_bytes - fixed_bytes;
+  s.predicted_kl_bits_per_byte = sp.cost;
+  s.streaming = StreamingPlan{sp.preload_layers, sp.slot_bytes, sp.streamed_bytes_per_token};
   return s;
 }
 

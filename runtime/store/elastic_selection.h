@@ -19,26 +19,40 @@
 
 namespace rwkvlite {
 
+// How the chosen forms of layers [first_streamed_layer, n_layer) pass through the layer stream
+// (runtime/store/layer_stream.h) when holding them all does not fit the budget.
+struct StreamingPlan {
+  int64_t first_streamed_layer = 0;  // K: layers below it are resident (the preload buffer)
+  int64_t slot_bytes = 0;            // each of the two slots
+  int64_t streamed_bytes_per_token = 0;
+};
+
 struct ElasticSelection {
   std::optional<int64_t> budget_bytes;  // none: every matrix at its largest stored form
   int64_t fixed_bytes = 0;    // what the runtime holds besides the elastic matrices (an upper bound)
-  int64_t elastic_bytes = 0;  // the chosen forms' bytes
+  // The elastic matrices' resident bytes: the chosen forms held, plus the two slots when streaming.
+  int64_t elastic_bytes = 0;
+  std::optional<StreamingPlan> streaming;
   double predicted_kl_bits_per_byte = 0;  // sum of the chosen forms' costs
   layout::ElasticMeta meta;
   std::vector<size_t> chosen;  // per meta.items entry, the index of its choice
 
   int64_t planned_bytes() const { return fixed_bytes + elastic_bytes; }
   // {budget_bytes, fixed_bytes, elastic_bytes, planned_bytes, predicted_kl_bits_per_byte,
-  //  predicted_increase_percent, method, fidelity_counts: {fidelity: n}, matrices: {name: fidelity}}
+  //  predicted_increase_percent, method, streaming: {first_streamed_layer, slot_bytes,
+  //  streamed_bytes_per_token} or null, fidelity_counts: {fidelity: n}, matrices: {name: fidelity}}
   nlohmann::ordered_json to_json() const;
 };
 
 // Checks the metadata against the file (every listed tensor exists, each choice's bytes are its
 // tensors' stored bytes, every stored form belongs to one choice: InputError otherwise), then
-// plans. `fixed_bytes` is what the runtime holds besides the elastic matrices. With a budget
-// whose smallest forms do not fit, ResourceError saying how many bytes the smallest need.
+// plans. `fixed_bytes` is what the runtime holds besides the elastic matrices. Every matrix
+// resident when that fits the budget (and `stream` is false); otherwise layers streamed
+// (runtime/plan/stream_planner.h). ResourceError when not even streaming fits, saying how many
+// bytes the least plan needs; UsageError for `stream` without a budget.
 ElasticSelection select_elastic_forms(const format::CompactFile& file, const layout::ElasticMeta& meta,
-                                      int64_t fixed_bytes, std::optional<int64_t> budget_bytes);
+                                      int64_t fixed_bytes, std::optional<int64_t> budget_bytes, int64_t n_layer,
+                                      bool stream = false);
 
 // Makes the chosen forms of `file` answer to their matrices' names and hides the others.
 void apply_elastic_selection(format::CompactFile& file, const ElasticSelection& selection);

@@ -31,24 +31,33 @@ EncodedProjection::EncodedProjection(int64_t rows, int64_t cols, format::Encodin
   }
 }
 
-void EncodedProjection::apply(const float* x, float* y, ThreadPool& pool) const {
-  // Each output row is one fused dot product computed by one thread: deterministic for any
-  // thread count.
-  pool.parallel_for(0, rows_, cols_, [&](int64_t lo, int64_t hi) {
-    format::dot_rows(&bytes_[static_cast<size_t>(lo) * row_bytes_], row_bytes_, hi - lo, x, cols_, encoding_.encoding,
-                     encoding_.params, y + lo);
+void apply_encoded_rows(const uint8_t* bytes, size_t row_bytes, int64_t rows, int64_t cols,
+                        const format::EncodingSpec& encoding, const float* x, float* y, ThreadPool& pool) {
+  pool.parallel_for(0, rows, cols, [&](int64_t lo, int64_t hi) {
+    format::dot_rows(bytes + static_cast<size_t>(lo) * row_bytes, row_bytes, hi - lo, x, cols, encoding.encoding,
+                     encoding.params, y + lo);
   });
 }
 
-void EncodedProjection::apply_batch(const float* x, int64_t n, float* y, ThreadPool& pool) const {
+void apply_encoded_rows_batch(const uint8_t* bytes, size_t row_bytes, int64_t rows, int64_t cols,
+                              const format::EncodingSpec& encoding, const float* x, int64_t n, float* y,
+                              ThreadPool& pool) {
   if (n == 1) {
-    apply(x, y, pool);
+    apply_encoded_rows(bytes, row_bytes, rows, cols, encoding, x, y, pool);
     return;
   }
-  pool.parallel_for(0, rows_, cols_ * n, [&](int64_t lo, int64_t hi) {
-    format::dot_rows_batch(&bytes_[static_cast<size_t>(lo) * row_bytes_], row_bytes_, hi - lo, x, n, cols_,
-                           encoding_.encoding, encoding_.params, y + lo, rows_);
+  pool.parallel_for(0, rows, cols * n, [&](int64_t lo, int64_t hi) {
+    format::dot_rows_batch(bytes + static_cast<size_t>(lo) * row_bytes, row_bytes, hi - lo, x, n, cols,
+                           encoding.encoding, encoding.params, y + lo, rows);
   });
+}
+
+void EncodedProjection::apply(const float* x, float* y, ThreadPool& pool) const {
+  apply_encoded_rows(bytes_.data(), row_bytes_, rows_, cols_, encoding_, x, y, pool);
+}
+
+void EncodedProjection::apply_batch(const float* x, int64_t n, float* y, ThreadPool& pool) const {
+  apply_encoded_rows_batch(bytes_.data(), row_bytes_, rows_, cols_, encoding_, x, n, y, pool);
 }
 
 LowRankProjection::LowRankProjection(std::unique_ptr<Projection> a, std::unique_ptr<Projection> b)
@@ -86,9 +95,17 @@ std::unique_ptr<Projection> read_encoded_projection(const format::CompactFile& f
 }
 
 std::function<std::unique_ptr<Projection>(const std::string& name, int64_t rows, int64_t cols)>
-make_projection_provider(std::shared_ptr<const format::CompactFile> file, const ResidencyByPart& parts) {
-  return [file, parts](const std::string& name, int64_t rows, int64_t cols) -> std::unique_ptr<Projection> {
-    auto encoded = [&](const std::string& tensor, int64_t r, int64_t c) {
+make_projection_provider(std::shared_ptr<const format::CompactFile> file, const ResidencyByPart& parts,
+                         std::shared_ptr<LayerStream> stream) {
+  return [file, parts, stream](const std::string& name, int64_t rows, int64_t cols) -> std::unique_ptr<Projection> {
+    auto encoded = [&](const std::string& tensor, int64_t r, int64_t c) -> std::unique_ptr<Projection> {
+      if (stream && stream->streams(tensor)) {
+        const format::TensorInfo& t = file->tensor(tensor);
+        if (t.rows != r || t.cols != c)
+          throw InputError("'" + tensor + "' is stored as " + std::to_string(t.rows) + " x " + std::to_string(t.cols) +
+                           ", the model needs " + std::to_string(r) + " x " + std::to_string(c));
+        return std::make_unique<StreamedProjection>(stream, stream->handle(tensor), r, c, t.encoding);
+      }
       return read_encoded_projection(*file, tensor, r, c, part_counter(parts, tensor));
     };
     if (layout::is_lora_factor(name)) {

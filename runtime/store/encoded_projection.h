@@ -12,10 +12,20 @@
 #include "runtime/engine/projection.h"
 #include "runtime/format/compact_reader.h"
 #include "runtime/format/encoding.h"
+#include "runtime/store/layer_stream.h"
 #include "runtime/store/residency.h"
 #include "runtime/store/runtime_stats.h"
 
 namespace rwkvlite {
+
+// y = W x for `rows` encoded rows of row_bytes each (W in `encoding`, cols wide): each output
+// row one fused dot product computed by one thread, so the result does not depend on the
+// thread count. The batch form unpacks each row once for all n inputs (x: n x cols, y: n x rows).
+void apply_encoded_rows(const uint8_t* bytes, size_t row_bytes, int64_t rows, int64_t cols,
+                        const format::EncodingSpec& encoding, const float* x, float* y, ThreadPool& pool);
+void apply_encoded_rows_batch(const uint8_t* bytes, size_t row_bytes, int64_t rows, int64_t cols,
+                              const format::EncodingSpec& encoding, const float* x, int64_t n, float* y,
+                              ThreadPool& pool);
 
 class EncodedProjection final : public Projection {
  public:
@@ -61,8 +71,10 @@ std::unique_ptr<Projection> read_encoded_projection(const format::CompactFile& f
 // The matrix provider of a compact file (WeightProviders::matrix, engine/build_weights.h):
 // <base>.weight, or LowRankProjection of <base>.lr_a and <base>.lr_b when the file has them,
 // kept encoded. Bytes count towards parts.head for head.*, parts.ffn for the channel-mix key
-// and value, else parts.other. InputError when the file has neither form or a shape differs.
+// and value, else parts.other. Tensors `stream` streams become StreamedProjections, holding no
+// bytes of their own. InputError when the file has neither form or a shape differs.
 std::function<std::unique_ptr<Projection>(const std::string& name, int64_t rows, int64_t cols)>
-make_projection_provider(std::shared_ptr<const format::CompactFile> file, const ResidencyByPart& parts);
+make_projection_provider(std::shared_ptr<const format::CompactFile> file, const ResidencyByPart& parts,
+                         std::shared_ptr<LayerStream> stream = nullptr);
 
 }  // namespace rwkvlite

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "runtime/store/layer_stream.h"
 #include "runtime/store/residency.h"
 
 namespace rwkvlite {
@@ -58,6 +59,7 @@ struct RuntimeStats {
   std::vector<std::shared_ptr<SparseFfnLayerStats>> ffn_layers;
   std::shared_ptr<ClusteredHeadStats> head;            // null unless the head is clustered
   std::shared_ptr<RowEmbeddingStats> embedding;        // null unless rows are read on demand
+  std::shared_ptr<StreamStats> stream;                 // null unless layers are streamed
 };
 
 }  // namespace rwkvlite

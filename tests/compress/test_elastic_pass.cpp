@@ -213,18 +213,90 @@ TEST_CASE("elastic runtime: at each budget it holds exactly the planned bytes, n
   for (const std::string& fidelity : chosen_fidelities(*full.elastic)) CHECK(fidelity == "f16");
   CHECK_FALSE(full.budget_bytes);
 
-  // Below the smallest forms: one ResourceError saying what the smallest need.
-  int64_t smallest = full.elastic->fixed_bytes;
+  // Below the smallest resident forms the layers stream; below the smallest streamed plan, one
+  // ResourceError saying what that needs.
+  int64_t smallest_resident = full.elastic->fixed_bytes, smallest_non_layer = 0, largest_layer = 0;
+  std::map<int64_t, int64_t> smallest_by_layer;
   for (const TensorSensitivity& t : f.profile.tensors) {
     int64_t least = INT64_MAX;
     for (const FidelityCost& c : t.costs)
       if (c.available) least = std::min(least, c.bytes);
-    smallest += least;
+    smallest_resident += least;
+    if (const auto layer = layout::layer_index(t.name)) smallest_by_layer[*layer] += least;
+    else smallest_non_layer += least;
   }
-  CHECK_NOTHROW(load_compact_engine(f.file, with_budget(std::to_string(smallest))));
-  CHECK_THROWS_AS(load_compact_engine(f.file, with_budget(std::to_string(smallest - 1))), ResourceError);
-  CHECK_THROWS_WITH(load_compact_engine(f.file, with_budget(std::to_string(smallest - 1))),
-                    Catch::Contains("at its smallest stored forms: " + std::to_string(smallest) + " bytes"));
+  for (const auto& [layer, bytes] : smallest_by_layer) largest_layer = std::max(largest_layer, bytes);
+  const int64_t smallest_streamed = full.elastic->fixed_bytes + smallest_non_layer + 2 * largest_layer;
+  CHECK_FALSE(load_compact_engine(f.file, with_budget(std::to_string(smallest_resident))).elastic->streaming);
+  CHECK(load_compact_engine(f.file, with_budget(std::to_string(smallest_resident - 1))).elastic->streaming);
+  CHECK_NOTHROW(load_compact_engine(f.file, with_budget(std::to_string(smallest_streamed))));
+  CHECK_THROWS_AS(load_compact_engine(f.file, with_budget(std::to_string(smallest_streamed - 1))), ResourceError);
+  CHECK_THROWS_WITH(load_compact_engine(f.file, with_budget(std::to_string(smallest_streamed - 1))),
+                    Catch::Contains("needs at its smallest: " + std::to_string(smallest_streamed) + " bytes"));
+}
+
+TEST_CASE("streamed layers: within the budget on every token, each layer read once per token") {
+  const Fixture& f = rtn_fixture();
+  const std::string text = read_text_range(bundled_text_path(), 1000000, 80);
+  for (const std::string budget : {"12%", "8%", "6%"}) {
+    for (const bool pipelined : {true, false}) {
+      INFO(budget << (pipelined ? " pipelined" : " sequential"));
+      RuntimeOptions o = with_budget(budget);
+      o.stream_options.pipelined = pipelined;
+      CompactEngine ce = load_compact_engine(f.file, o);
+      REQUIRE(ce.elastic->streaming);
+      const StreamingPlan& sp = *ce.elastic->streaming;
+      const int64_t b = *ce.budget_bytes;
+      CHECK(ce.elastic->planned_bytes() <= b);
+      CHECK(ce.residency->current() == ce.elastic->planned_bytes());
+      State s = ce.engine->new_state();
+      std::vector<float> logits(static_cast<size_t>(ce.engine->vocab_size()));
+      for (unsigned char c : text) {
+        ce.engine->eval_token(c, s, logits.data());
+        REQUIRE(ce.residency->current() <= b);
+      }
+      CHECK(ce.residency->peak() <= b);
+      const StreamStats& st = *ce.stats->stream;
+      const int64_t tokens = static_cast<int64_t>(text.size());
+      const int64_t streamed_layers = tiny_v52().dims.n_layer - sp.first_streamed_layer;
+      // Every streamed layer once per token; the loader may be up to two layers ahead.
+      CHECK(st.layer_loads >= tokens * streamed_layers);
+      CHECK(st.layer_loads <= tokens * streamed_layers + (pipelined ? 2 : 0));
+      CHECK(st.bytes_read >= tokens * sp.streamed_bytes_per_token);
+      CHECK(st.bytes_read <= tokens * sp.streamed_bytes_per_token + 2 * sp.slot_bytes);
+    }
+  }
+}
+
+TEST_CASE("streamed layers compute what the resident mixed-precision file of the same choice computes") {
+  const Fixture& f = rtn_fixture();
+  const std::string text = read_text_range(bundled_text_path(), 1000000, 64);
+  RuntimeOptions o = with_budget("9%");
+  CompactEngine pipelined = load_compact_engine(f.file, o);
+  REQUIRE(pipelined.elastic->streaming);
+  o.stream_options.pipelined = false;
+  o.stream_options.io_bandwidth_bytes_per_second = 200e6;
+  CompactEngine sequential = load_compact_engine(f.file, o);
+  CompactEngine mixed = load_compact_engine(compress_mixed(*pipelined.elastic, false, "elastic-stream-mixed"), 2);
+  const std::vector<float> expected = all_logits(*mixed.engine, text);
+  CHECK(all_logits(*pipelined.engine, text) == expected);
+  CHECK(all_logits(*sequential.engine, text) == expected);
+  // Sequence mode (a prompt at once) passes the layers in the same order.
+  std::vector<int32_t> tokens(text.begin(), text.end());
+  std::vector<float> last(static_cast<size_t>(pipelined.engine->vocab_size()));
+  State s = pipelined.engine->new_state();
+  pipelined.engine->eval_sequence(tokens.data(), tokens.size(), s, last.data());
+  CHECK(std::vector<float>(expected.end() - static_cast<std::ptrdiff_t>(last.size()), expected.end()) == last);
+
+  // --stream streams where holding fits too; it needs a budget and an elastic file.
+  RuntimeOptions forced = with_budget("40%");
+  forced.stream = true;
+  CHECK(load_compact_engine(f.file, forced).elastic->streaming);
+  RuntimeOptions no_budget;
+  no_budget.stream = true;
+  CHECK_THROWS_AS(load_compact_engine(f.file, no_budget), UsageError);
+  const std::string plain = write_runtime_file(tiny_v52(), RuntimeFileSpec{}, "plain-stream.rwkvlite");
+  CHECK_THROWS_AS(load_compact_engine(plain, forced), UsageError);
 }
 
 TEST_CASE("elastic runtime computes what the mixed-precision file of the same choice computes") {

@@ -24,16 +24,24 @@ RunnableModel ModelArgs::load_runnable(RuntimeOptions runtime) const {
   return load_runnable_model(path, runtime, ln_x_eps);
 }
 
-void MemoryBudgetArg::add_to(CLI::App& cmd) {
-  cmd.add_option("--memory-budget", text,
+void BudgetArgs::add_to(CLI::App& cmd) {
+  cmd.add_option("--memory-budget", memory_budget,
                  "Resident weight bytes the run may hold: bytes (2500000, 2.5MB, 64MiB) or a percentage of dense FP16 "
-                 "(20%, elastic files). An elastic file chooses a stored form per matrix to fit it; any other file "
-                 "that does not fit fails (exit 5)");
+                 "(20%, elastic files). An elastic file chooses a stored form per matrix to fit it, streaming layers "
+                 "when holding them all does not fit; any other file that does not fit fails (exit 5)");
+  cmd.add_flag("--stream", stream, "Elastic files: stream layers even when holding them all fits the budget");
+  cmd.add_flag("--sequential", sequential,
+               "Streamed layers: load each layer, then compute it (no loader thread), for comparison with the pipeline");
+  cmd.add_option("--io-bandwidth", io_bandwidth_mb_s,
+                 "Streamed layers: throttle reads to this many MB/s (10^6 bytes), emulating flash storage")
+      ->check(CLI::PositiveNumber);
 }
 
-std::optional<MemoryBudget> MemoryBudgetArg::parsed() const {
-  if (text.empty()) return std::nullopt;
-  return MemoryBudget::parse(text, "--memory-budget");
+void BudgetArgs::apply(RuntimeOptions& runtime) const {
+  if (!memory_budget.empty()) runtime.memory_budget = MemoryBudget::parse(memory_budget, "--memory-budget");
+  runtime.stream = stream;
+  runtime.stream_options.pipelined = !sequential;
+  if (io_bandwidth_mb_s > 0) runtime.stream_options.io_bandwidth_bytes_per_second = io_bandwidth_mb_s * 1e6;
 }
 
 }  // namespace rwkvlite::tools

@@ -30,12 +30,17 @@ struct ModelArgs {
   RunnableModel load_runnable(RuntimeOptions runtime) const;
 };
 
-// --memory-budget B|P%, for the commands that run a model (rwkvlite-run, rwkvlite eval): kept as
-// given and parsed when the command runs, so that a bad value is one usage error (exit 2).
-struct MemoryBudgetArg {
-  std::string text;
+// --memory-budget B|P% and the streaming options, for the commands that run a model
+// (rwkvlite-run, rwkvlite eval). The budget is kept as given and parsed when the command runs,
+// so that a bad value is one usage error (exit 2).
+struct BudgetArgs {
+  std::string memory_budget;
+  bool stream = false;
+  bool sequential = false;
+  double io_bandwidth_mb_s = 0;  // 0: not throttled
   void add_to(CLI::App& cmd);
-  std::optional<MemoryBudget> parsed() const;  // nullopt when not given
+  // Sets runtime.memory_budget, stream and stream_options.
+  void apply(RuntimeOptions& runtime) const;
 };
 
 }  // namespace rwkvlite::tools

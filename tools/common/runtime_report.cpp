@@ -85,6 +85,20 @@ ordered_json embedding_report(const RowEmbeddingStats& e) {
   return j;
 }
 
+ordered_json stream_report(const StreamStats& s) {
+  return {{"first_streamed_layer", s.first_streamed_layer},
+          {"streamed_layers", s.streamed_layers},
+          {"slot_bytes", s.slot_bytes},
+          {"slots", s.slots},
+          {"pipelined", s.pipelined},
+          {"io_bandwidth_bytes_per_second",
+           s.io_bandwidth_bytes_per_second ? ordered_json(*s.io_bandwidth_bytes_per_second) : ordered_json(nullptr)},
+          {"layer_loads", s.layer_loads},
+          {"bytes_read", s.bytes_read},
+          {"read_seconds", s.read_seconds},
+          {"stall_seconds", s.stall_seconds}};
+}
+
 }  // namespace
 
 void add_runtime_stats(const RuntimeStats& s, ordered_json& report) {
@@ -92,6 +106,7 @@ void add_runtime_stats(const RuntimeStats& s, ordered_json& report) {
   if (!s.ffn_layers.empty()) report["sparse_ffn"] = sparse_ffn_report(s);
   if (s.head) report["clustered_head"] = clustered_head_report(*s.head);
   if (s.embedding) report["embedding"] = embedding_report(*s.embedding);
+  if (s.stream) report["stream"] = stream_report(*s.stream);
 }
 
 }  // namespace rwkvlite::tools

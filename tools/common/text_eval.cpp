@@ -67,6 +67,12 @@ ordered_json report(const ModelArgs& args, const RunnableModel& model, const std
   j["load_seconds"] = model.load_seconds;
   j["threads"] = args.threads;
   if (model.stats) add_runtime_stats(*model.stats, j);
+  if (j.contains("stream") && timed.feeds() > 0 && m.tokens_per_second > 0) {
+    // The share of the forward passes' wall time spent waiting for streamed layers.
+    const double forward_seconds = static_cast<double>(timed.feeds()) / m.tokens_per_second;
+    j["stream"]["stall_fraction"] = j["stream"]["stall_seconds"].get<double>() / forward_seconds;
+    j["stream"]["bytes_read_per_token"] = j["stream"]["bytes_read"].get<double>() / static_cast<double>(timed.feeds());
+  }
   return j;
 }
 

@@ -31,7 +31,7 @@ struct RunOptions {
   tools::GenerateArgs generate;
   CLI::Option* prompt = nullptr;  // given: generate instead of evaluating
   RuntimeOptions runtime;         // overrides of what the compact file stores
-  tools::MemoryBudgetArg memory_budget;
+  tools::BudgetArgs budget;
   tools::LoggingArgs logging;
 };
 
@@ -64,7 +64,7 @@ void add_options(CLI::App& app, RunOptions& o) {
   o.prompt->description("Generate from this prompt instead of evaluating");
   o.prompt->excludes(text);
   add_runtime_options(app, o.runtime);
-  o.memory_budget.add_to(app);
+  o.budget.add_to(app);
   o.logging.add_to(app);
 }
 
@@ -72,7 +72,7 @@ void add_options(CLI::App& app, RunOptions& o) {
 int run(const RunOptions& o) {
   // Load: the model with this run's overrides and budget, and its tokenizer.
   RuntimeOptions runtime = o.runtime;
-  runtime.memory_budget = o.memory_budget.parsed();
+  o.budget.apply(runtime);
   tools::RunnableModel model = o.model.load_runnable(runtime);
   const auto tokenizer = tokenizer_for(model.vocab, o.model.tokenizer);
   // Generate (the output is the continuation itself) ...

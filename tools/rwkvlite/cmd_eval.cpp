@@ -15,12 +15,12 @@ struct EvalCommand {
   tools::ModelArgs model;
   tools::TextArgs text;
   tools::EvalArgs eval;
-  tools::MemoryBudgetArg memory_budget;
+  tools::BudgetArgs budget;
 };
 
 int run_eval(const EvalCommand& c) {
   RuntimeOptions runtime;
-  runtime.memory_budget = c.memory_budget.parsed();
+  c.budget.apply(runtime);
   tools::RunnableModel model = c.model.load_runnable(runtime);
   const auto tokenizer = tokenizer_for(model.vocab, c.model.tokenizer);
   const auto report = tools::evaluate_on_text(c.model, model, *tokenizer, c.text, c.eval.reference_path);
@@ -36,7 +36,7 @@ void register_eval(CLI::App& app, Action& action) {
   c->model.add_to(*cmd, "Model file: compact (from rwkvlite compress), rwkv.cpp .bin, .safetensors or .pth", true);
   c->text.add_to(*cmd);
   c->eval.add_to(*cmd);
-  c->memory_budget.add_to(*cmd);
+  c->budget.add_to(*cmd);
   cmd->callback([&action, c] { action = [c] { return run_eval(*c); }; });
 }
 
