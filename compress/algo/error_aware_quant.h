@@ -32,6 +32,9 @@
 
 namespace rwkvlite {
 
+// GPTQ's default λ: H = E[x xᵀ] + λ·mean(diag)·I, as in the GPTQ paper.
+constexpr double kDefaultGptqDamping = 0.01;
+
 // The encodings these quantizers produce: i8 and the group encodings (i4g*, i3g*, i2g*).
 bool has_chosen_scales(const format::EncodingSpec& spec);
 

@@ -9,7 +9,7 @@
 #include <set>
 
 #include "compress/algo/error_aware_quant.h"
-#include "compress/analysis/held_matrix.h"
+#include "compress/algo/held_matrix.h"
 #include "compress/algo/lowrank.h"
 #include "compress/algo/svd.h"
 #include "compress/passes/quantize_pass.h"

@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/algo/held_matrix.h"
 #include "runtime/core/model.h"
 
 namespace rwkvlite {
@@ -70,10 +71,6 @@ struct SensitivityOptions {
 
 // A low-rank fidelity's rank and factor encoding; nullopt when `name` is not "lr<R>:<encoding>".
 // UsageError for a name that starts "lr" but is malformed (rank < 1, unknown encoding).
-struct LowRankFidelity {
-  int rank = 0;
-  std::string factor_encoding;
-};
 std::optional<LowRankFidelity> parse_lowrank_fidelity(const std::string& name);
 
 struct FidelityCost {

@@ -7,7 +7,7 @@
 
 #include "compress/algo/lowrank.h"
 #include "compress/algo/svd.h"
-#include "compress/analysis/held_matrix.h"
+#include "compress/algo/held_matrix.h"
 #include "compress/analysis/sensitivity_json.h"
 #include "compress/pipeline/ordered_rows.h"
 #include "runtime/core/error.h"

@@ -17,7 +17,7 @@
 // profiled matrix present in FP32 with the profiled shape, so the pass goes first (or after
 // passes that change no profiled matrix). A gptq profile needs calibration; it predicts best
 // when the config's [calibration] is the one the profile recorded (bytes [0, 200000) of the
-// bundled text, seed 1234: configs/elastic-reference.toml).
+// bundled text, seed 1234: configs/elastic/reference.toml).
 //
 // Report rows (one per profiled matrix): action "elastic <n> forms", bytes before (FP32) and
 // after (all forms), extra {forms: {fidelity: {bytes, cost, output_error}}}. Deterministic for

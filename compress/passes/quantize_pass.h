@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/algo/error_aware_quant.h"
 #include "compress/pipeline/option_reader.h"
 #include "compress/pipeline/pass.h"
 #include "compress/pipeline/tensor_selector.h"
@@ -54,8 +55,6 @@ double relative_error(const std::vector<float>& w, const std::vector<float>& q);
 enum class QuantizeMethod { RoundToNearest, Weighted, Gptq };
 const char* quantize_method_name(QuantizeMethod m);  // "rtn", "weighted", "gptq"
 
-// GPTQ's default λ: H = E[x xᵀ] + λ·mean(diag)·I, as in the GPTQ paper.
-constexpr double kDefaultGptqDamping = 0.01;
 
 struct QuantizeRule {
   std::vector<std::string> targets;

@@ -26,6 +26,7 @@
 #include "runtime/format/layout.h"
 #include "runtime/plan/budget_planner.h"
 #include "runtime/store/compact_model.h"
+#include "tests/compress/dry_run_plan_check.h"
 #include "tests/support/pipeline_test_helpers.h"
 #include "tests/support/runtime_file_builder.h"
 #include "tests/support/test_support.h"
@@ -179,6 +180,8 @@ TEST_CASE("elastic file: every profiled matrix at each fidelity, with the profil
     }
     CHECK(k == meta->items[i].choices.size());
   }
+  // The dry run plans the file to the byte (the costs it writes are known before the run).
+  check_plan_equals_written(scratch_dir() + "/elastic-rtn.toml");
 }
 
 TEST_CASE("elastic runtime: at each budget it holds exactly the planned bytes, never above the budget") {

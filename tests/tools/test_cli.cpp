@@ -272,3 +272,51 @@ TEST_CASE("A user's --text is scored from byte 0, and only the bundled text star
     CHECK(b["text"].get<std::string>().find("tinyshakespeare.txt") != std::string::npos);
   }
 }
+
+TEST_CASE("--memory-budget: an elastic file fits any budget down to streaming, other files fail clearly", "[tools][elastic]") {
+  const std::string dir = case_dir("elastic");
+  const std::string profile = dir + "/profile.json";
+  REQUIRE(run("rwkvlite", "--quiet profile " + kTinyModel + " --max-bytes 150 --fidelities i2g64,i4g64,i8,f16 --json '" +
+                              profile + "'").exit_code == 0);
+  write_file(dir + "/elastic.toml", "[[pass]]\ntype = \"elastic\"\nprofile = \"profile.json\"\n");
+  const std::string file = dir + "/tiny.elastic.rwkvlite";
+  REQUIRE(run("rwkvlite", "--quiet compress " + kTinyModel + " -c '" + dir + "/elastic.toml' -o '" + file + "'").exit_code == 0);
+  const int64_t dense_fp16 = json::parse(read_all(profile))["dense_fp16_bytes"].get<int64_t>();
+
+  auto report = [&](const std::string& options) {
+    const Result r = run("rwkvlite-run", "'" + file + "' --max-bytes 300 --json - " + options);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return json::parse(r.out);
+  };
+  const json resident = report("--memory-budget 30%");
+  CHECK(resident["memory_budget_bytes"] == dense_fp16 * 30 / 100);
+  CHECK(resident["peak_resident_weight_bytes"] == resident["elastic"]["planned_bytes"]);
+  CHECK(resident["peak_resident_weight_bytes"].get<int64_t>() <= resident["memory_budget_bytes"].get<int64_t>());
+  CHECK(resident["elastic"]["streaming"].is_null());
+  CHECK_FALSE(resident.contains("stream"));
+
+  const json streamed = report("--memory-budget 8%");
+  CHECK(streamed["peak_resident_weight_bytes"] == streamed["elastic"]["planned_bytes"]);
+  CHECK(streamed["peak_resident_weight_bytes"].get<int64_t>() <= streamed["memory_budget_bytes"].get<int64_t>());
+  REQUIRE(streamed["elastic"]["streaming"].is_object());
+  const double per_token = streamed["stream"]["bytes_read_per_token"].get<double>();
+  const double planned = streamed["elastic"]["streaming"]["streamed_bytes_per_token"].get<double>();
+  CHECK(per_token >= planned);
+  CHECK(per_token <= planned * 1.05);  // the loader runs at most two layers ahead of 300 tokens
+  CHECK(streamed["stream"]["pipelined"] == true);
+  const json sequential = report("--memory-budget 8% --sequential --io-bandwidth 500");
+  CHECK(sequential["stream"]["pipelined"] == false);
+  CHECK(sequential["stream"]["io_bandwidth_bytes_per_second"] == 500e6);
+  CHECK(sequential["bits_per_byte"] == streamed["bits_per_byte"]);
+
+  const Result too_small = run("rwkvlite-run", "'" + file + "' --max-bytes 300 --memory-budget 1000");
+  check_fails(too_small, 5);
+  CHECK(too_small.err.find("needs at its smallest") != std::string::npos);
+  check_fails(run("rwkvlite-run", "'" + file + "' --memory-budget lots"), 2);
+  check_fails(run("rwkvlite", "eval '" + file + "' --memory-budget 0%"), 2);
+  // A dense file: fits or fails, never streams.
+  check_fails(run("rwkvlite-run", kTinyModel + " --max-bytes 300 --memory-budget 1MB"), 5);
+  CHECK(run("rwkvlite-run", kTinyModel + " --max-bytes 300 --memory-budget 300%").exit_code == 0);
+  check_fails(run("rwkvlite-run", kTinyModel + " --max-bytes 300 --memory-budget 300% --stream"), 2);
+}

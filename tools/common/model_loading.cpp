@@ -47,6 +47,7 @@ RunnableModel load_runnable_model(const std::string& path, const RuntimeOptions&
                    e.predicted_kl_bits_per_byte);
     }
   } else {
+    if (runtime.stream) throw UsageError("'" + path + "' is a dense model: only an elastic compact file's layers can be streamed");
     LoadOptions options;
     options.ln_x_eps = ln_x_eps;
     Model m = load_model(path, options);

@@ -1,10 +1,8 @@
-#include "compress/analysis/held_matrix.h"
+#include "compress/algo/held_matrix.h"
 
 #include <optional>
 
 #include "compress/algo/error_aware_quant.h"
-#include "compress/analysis/sensitivity_profile.h"
-#include "compress/passes/quantize_pass.h"
 #include "runtime/format/codec.h"
 #include "runtime/format/encoding.h"
 

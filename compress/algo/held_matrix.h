@@ -15,7 +15,12 @@
 
 namespace rwkvlite {
 
-struct LowRankFidelity;
+// A low-rank fidelity "lr<rank>:<encoding>": the rank-`rank` factors, each in `factor_encoding`
+// (parsed by parse_lowrank_fidelity, compress/analysis/sensitivity_profile.h).
+struct LowRankFidelity {
+  int rank = 0;
+  std::string factor_encoding;
+};
 
 // One stored matrix [rows, cols] in `encoding`. With `encoded` empty the compact writer encodes
 // `values` itself (round to nearest, the format's own scales); otherwise `encoded` holds the
