@@ -28,7 +28,6 @@ LayerStream::LayerStream(std::shared_ptr<const format::CompactFile> file, int64_
   for (auto& s : slots_) s.resize(static_cast<size_t>(slot_bytes_));
   resident_ = ResidentBytes(std::move(counter), 2 * slot_bytes_);
   stats_->first_streamed_layer = first_;
-  stats_->streamed_layers = count_;
   stats_->slot_bytes = slot_bytes_;
   stats_->pipelined = options_.pipelined;
   stats_->io_bandwidth_bytes_per_second = options_.io_bandwidth_bytes_per_second;
@@ -55,12 +54,14 @@ void LayerStream::add(const std::string& tensor, int64_t layer) {
 
 void LayerStream::start() {
   for (size_t l = 0; l < layers_.size(); ++l) {
+    if (!layers_[l].empty()) order_.push_back(first_ + static_cast<int64_t>(l));
     const uint64_t bytes = layers_[l].empty() ? 0 : layers_[l].back().offset + layers_[l].back().bytes;
     if (bytes > static_cast<uint64_t>(slot_bytes_))
       throw Error("layer stream: layer " + std::to_string(first_ + static_cast<int64_t>(l)) + " holds " +
                   std::to_string(bytes) + " bytes, more than a slot's " + std::to_string(slot_bytes_), kExitInternal);
   }
-  if (options_.pipelined) loader_ = std::thread([this] { loader_main(); });
+  stats_->streamed_layers = static_cast<int64_t>(order_.size());
+  if (options_.pipelined && !order_.empty()) loader_ = std::thread([this] { loader_main(); });
 }
 
 void LayerStream::load_layer(int64_t sequence, uint8_t* slot) {
@@ -108,6 +109,7 @@ void LayerStream::loader_main() {
 }
 
 const uint8_t* LayerStream::bytes(const Handle& h) {
+  if (order_.empty()) throw Error("layer stream: used before start()", kExitInternal);
   if (current_ >= 0 && layer_of_sequence(current_) == h.layer) return slots_[current_ % 2].data() + h.offset;
   const int64_t next = current_ + 1;
   if (layer_of_sequence(next) != h.layer) {

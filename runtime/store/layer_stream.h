@@ -85,13 +85,17 @@ class LayerStream {
   };
   void load_layer(int64_t sequence, uint8_t* slot);  // reads one layer (sequence -> layer) into a slot
   void loader_main();
-  int64_t layer_of_sequence(int64_t sequence) const { return first_ + sequence % count_; }
+  // The layers with registered tensors, in order, cycle once per token.
+  int64_t layer_of_sequence(int64_t sequence) const {
+    return order_[static_cast<size_t>(sequence % static_cast<int64_t>(order_.size()))];
+  }
 
   std::shared_ptr<const format::CompactFile> file_;
   int64_t first_, count_, slot_bytes_;
   StreamOptions options_;
   std::shared_ptr<StreamStats> stats_;
   std::vector<std::vector<Tensor>> layers_;  // per streamed layer, in registration order
+  std::vector<int64_t> order_;               // streamed layers that hold tensors (set by start())
   std::map<std::string, Handle> handles_;
   std::vector<uint8_t> slots_[2];
   ResidentBytes resident_;

@@ -52,6 +52,23 @@ ProfileText calibration_bytes(size_t n) {
   return t;
 }
 
+// Compressing `model` (the tiny v5.2 one by default) with the config at `cfg` into the scratch folder.
+CompressOptions tiny_options(const std::string& cfg, const std::string& out_name, const std::string& model = kModel) {
+  CompressOptions o;
+  o.model_path = model;
+  o.config_path = cfg;
+  o.output_path = scratch_dir() + "/" + out_name;
+  o.force = true;
+  o.threads = 2;
+  return o;
+}
+
+std::string compress_tiny(const std::string& cfg, const std::string& out_name) {
+  const CompressOptions o = tiny_options(cfg, out_name);
+  REQUIRE(run_compress(o, builtin_passes()) == 0);
+  return o.output_path;
+}
+
 // A profile written to the scratch folder; its path.
 std::string write_profile(const SensitivityProfile& p, const std::string& tag) {
   const std::string path = scratch_dir() + "/" + tag + ".json";
@@ -78,14 +95,7 @@ const Fixture& rtn_fixture() {
     x.profile_path = write_profile(x.profile, "elastic-rtn-profile");
     const std::string cfg = scratch_dir() + "/elastic-rtn.toml";
     write_file_atomically(cfg, "[[pass]]\ntype = \"elastic\"\nprofile = \"elastic-rtn-profile.json\"\n");
-    CompressOptions o;
-    o.model_path = kModel;
-    o.config_path = cfg;
-    o.output_path = scratch_dir() + "/elastic-rtn.rwkvlite";
-    o.force = true;
-    o.threads = 2;
-    REQUIRE(run_compress(o, builtin_passes()) == 0);
-    x.file = o.output_path;
+    x.file = compress_tiny(cfg, "elastic-rtn.rwkvlite");
     return x;
   }();
   return f;
@@ -119,6 +129,21 @@ std::vector<std::string> chosen_fidelities(const ElasticSelection& s) {
   return out;
 }
 
+// The engine holds exactly its plan's bytes after loading, and never more than its budget while
+// it runs through `text`, checked after every token.
+void check_within_budget(CompactEngine& ce, const std::string& text) {
+  const int64_t b = ce.budget_bytes.value();
+  CHECK(ce.elastic->planned_bytes() <= b);
+  CHECK(ce.residency->current() == ce.elastic->planned_bytes());  // the accounting is exact
+  State s = ce.engine->new_state();
+  std::vector<float> logits(static_cast<size_t>(ce.engine->vocab_size()));
+  for (unsigned char c : text) {
+    ce.engine->eval_token(c, s, logits.data());
+    REQUIRE(ce.residency->current() <= b);
+  }
+  CHECK(ce.residency->peak() <= b);
+}
+
 // Logits of every position of `text` fed byte by byte.
 std::vector<float> all_logits(Engine& engine, const std::string& text) {
   State s = engine.new_state();
@@ -137,14 +162,7 @@ std::string compress_mixed(const ElasticSelection& s, bool gptq, const std::stri
   for (size_t i = 0; i < f.size(); ++i) plan.tensors.push_back({s.meta.items[i].name, f[i], 0, 0});
   const std::string cfg = scratch_dir() + "/" + tag + ".toml";
   write_file_atomically(cfg, mixed_precision_config_toml(plan, {tag}, gptq));
-  CompressOptions o;
-  o.model_path = kModel;
-  o.config_path = cfg;
-  o.output_path = scratch_dir() + "/" + tag + ".rwkvlite";
-  o.force = true;
-  o.threads = 2;
-  REQUIRE(run_compress(o, builtin_passes()) == 0);
-  return o.output_path;
+  return compress_tiny(cfg, tag + ".rwkvlite");
 }
 
 }  // namespace
@@ -194,16 +212,8 @@ TEST_CASE("elastic runtime: at each budget it holds exactly the planned bytes, n
     REQUIRE(ce.elastic);
     const int64_t b = ce.budget_bytes.value();
     CHECK(b == MemoryBudget::parse(budget, "x").resolve(hundred));
-    CHECK(ce.elastic->planned_bytes() <= b);
-    CHECK(ce.residency->current() == ce.elastic->planned_bytes());  // the accounting is exact
     CHECK(chosen_fidelities(*ce.elastic) == planned_from_profile(f.profile, b, ce.elastic->fixed_bytes));
-    State s = ce.engine->new_state();
-    std::vector<float> logits(static_cast<size_t>(ce.engine->vocab_size()));
-    for (unsigned char c : text) {
-      ce.engine->eval_token(c, s, logits.data());
-      REQUIRE(ce.residency->current() <= b);
-    }
-    CHECK(ce.residency->peak() <= b);
+    check_within_budget(ce, text);
   }
   // Tighter budgets predict more loss.
   const CompactEngine loose = load_compact_engine(f.file, with_budget("40%"));
@@ -249,16 +259,7 @@ TEST_CASE("streamed layers: within the budget on every token, each layer read on
       CompactEngine ce = load_compact_engine(f.file, o);
       REQUIRE(ce.elastic->streaming);
       const StreamingPlan& sp = *ce.elastic->streaming;
-      const int64_t b = *ce.budget_bytes;
-      CHECK(ce.elastic->planned_bytes() <= b);
-      CHECK(ce.residency->current() == ce.elastic->planned_bytes());
-      State s = ce.engine->new_state();
-      std::vector<float> logits(static_cast<size_t>(ce.engine->vocab_size()));
-      for (unsigned char c : text) {
-        ce.engine->eval_token(c, s, logits.data());
-        REQUIRE(ce.residency->current() <= b);
-      }
-      CHECK(ce.residency->peak() <= b);
+      check_within_budget(ce, text);
       const StreamStats& st = *ce.stats->stream;
       const int64_t tokens = static_cast<int64_t>(text.size());
       const int64_t streamed_layers = tiny_v52().dims.n_layer - sp.first_streamed_layer;
@@ -337,16 +338,10 @@ TEST_CASE("gptq elastic file: its forms are the gptq config's, bit for bit", "[g
   const std::string cfg = scratch_dir() + "/elastic-gptq.toml";
   write_file_atomically(cfg, "[calibration]\ntext = \"bundled\"\noffset = 0\nbytes = 200000\nseed = 1234\n\n"
                              "[[pass]]\ntype = \"elastic\"\nprofile = \"elastic-gptq-profile.json\"\n");
-  CompressOptions c;
-  c.model_path = kModel;
-  c.config_path = cfg;
-  c.output_path = scratch_dir() + "/elastic-gptq.rwkvlite";
-  c.force = true;
-  c.threads = 2;
-  REQUIRE(run_compress(c, builtin_passes()) == 0);
+  const std::string gptq_file = compress_tiny(cfg, "elastic-gptq.rwkvlite");
 
   const std::string text = read_text_range(bundled_text_path(), 1000000, 64);
-  CompactEngine elastic = load_compact_engine(c.output_path, with_budget("22%"));
+  CompactEngine elastic = load_compact_engine(gptq_file, with_budget("22%"));
   CHECK(elastic.elastic->meta.method == "gptq");
   CompactEngine mixed = load_compact_engine(compress_mixed(*elastic.elastic, true, "elastic-gptq-mixed"), 2);
   CHECK(all_logits(*elastic.engine, text) == all_logits(*mixed.engine, text));
@@ -357,12 +352,7 @@ TEST_CASE("elastic pass: a profile of another model or a fidelity it lacks is on
   auto run_with = [&](const std::string& body, const std::string& model) {
     const std::string cfg = scratch_dir() + "/elastic-bad.toml";
     write_file_atomically(cfg, body);
-    CompressOptions o;
-    o.model_path = model;
-    o.config_path = cfg;
-    o.output_path = scratch_dir() + "/elastic-bad.rwkvlite";
-    o.force = true;
-    return run_compress(o, builtin_passes());
+    return run_compress(tiny_options(cfg, "elastic-bad.rwkvlite", model), builtin_passes());
   };
   const std::string pass = "[[pass]]\ntype = \"elastic\"\nprofile = \"" + f.profile_path + "\"\n";
   CHECK_THROWS_WITH(run_with(pass, tiny_model_path("7v0-834K", "FP32")),
