@@ -38,6 +38,9 @@ run() {
   if ! $rw --quiet eval "$file" --memory-budget "$b" --reference "$MODEL" --max-bytes "$bytes" \
     --threads "$THREADS" --json "$work/$tag.eval.json" "$@" >/dev/null 2>"$work/$tag.err"; then
     echo "budget $b ($mode): $(cat "$work/$tag.err")" >&2
+    # A budget below the smallest forms is a row too: the planner's own refusal, verbatim.
+    python3 -c 'import json, sys; print(json.dumps({"budget": sys.argv[1], "mode": sys.argv[2], "error": sys.argv[3].strip()}))' \
+      "$b" "$mode" "$(cat "$work/$tag.err")" >> "$out"
     return 0
   fi
   local ref=$work/dense-$bytes.eval.json
@@ -49,7 +52,7 @@ ev, dense = [json.load(open(p)) for p in sys.argv[4:]]
 e = ev["elastic"]
 st = ev.get("stream")
 print(json.dumps({
-    "budget": budget, "mode": mode, "text_bytes": int(text_bytes), "budget_bytes": ev["memory_budget_bytes"], "planned_bytes": e["planned_bytes"],
+    "budget": budget, "mode": mode, "text_bytes": ev["text_bytes"], "budget_bytes": ev["memory_budget_bytes"], "planned_bytes": e["planned_bytes"],
     "peak_resident_weight_bytes": ev["peak_resident_weight_bytes"],
     "x_below_fp16": e["dense_fp16_bytes"] / ev["peak_resident_weight_bytes"],
     "predicted_increase_pct": e["predicted_increase_percent"],
@@ -77,11 +80,14 @@ model, config, max_bytes, file_bytes, threads = sys.argv[2:]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 print(f"Elastic runtime on {model} ({config}, one file of {int(file_bytes):,} bytes): `rwkvlite eval FILE --memory-budget B "
       f"--reference MODEL --threads {threads}`; held-out bytes [1,000,000, +{max_bytes if max_bytes != '0' else 'end'}) "
-      f"(the throttled runs fewer: their text bytes column), dense {rows[0]['dense_bits_per_byte']:.4f} bits/byte. "
+      f"(the throttled runs fewer: their text bytes column), dense {next(r for r in rows if 'error' not in r)['dense_bits_per_byte']:.4f} bits/byte. "
       f"Machine: {cpu}. Command: scripts/elastic_curve.sh\n")
 print("| budget | run | text bytes | peak resident weight bytes | vs dense FP16 | predicted Δ (calibration) | measured Δ (held-out) | bits/byte | top-1 agreement | KL (nats) | tokens/s | streamed from layer | MB read/token | stall fraction | forms chosen |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
+    if "error" in r:
+        print(f"| {r['budget']} | does not fit | | | | | | | | | | | | | {r['error']} |")
+        continue
     forms = ", ".join(f"{k} {v}" for k, v in sorted(r["fidelity_counts"].items(), key=lambda kv: -kv[1]))
     layer = "-" if r["first_streamed_layer"] is None else str(r["first_streamed_layer"])
     mode = "resident" if r["first_streamed_layer"] is None else ("streamed" if r["mode"] == "resident-or-streamed" else r["mode"])

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 def main():
     source, target, name = sys.argv[1:4]
     rows = [json.loads(line) for line in open(source)]
-    curve = [r for r in rows if r["mode"] == "resident-or-streamed"]
+    curve = [r for r in rows if r["mode"] == "resident-or-streamed" and "error" not in r]
     fig, (acc, speed) = plt.subplots(1, 2, figsize=(11, 4.2))
     for streamed, marker, label in ((False, "o", "all matrices resident"), (True, "s", "layers streamed")):
         pts = [r for r in curve if (r["first_streamed_layer"] is not None) == streamed]

@@ -391,8 +391,8 @@ TEST_CASE("pattern syntax", "[config][selector]") {
 
 TEST_CASE("pass registry and suggestions", "[config]") {
   const auto types = builtin_passes().types();
-  CHECK(types == std::vector<std::string>{"cluster_head", "fold_embedding", "lowrank", "neuron_major", "quantize",
-                                          "sparsity_predictor"});
+  CHECK(types == std::vector<std::string>{"cluster_head", "elastic", "fold_embedding", "lowrank", "neuron_major",
+                                          "quantize", "sparsity_predictor"});
   CHECK(edit_distance("divsor", "divisor") == 1);
   CHECK(edit_distance("rnak", "rank") == 1);
   CHECK(edit_distance("", "abc") == 3);

@@ -273,7 +273,7 @@ TEST_CASE("A user's --text is scored from byte 0, and only the bundled text star
   }
 }
 
-TEST_CASE("--memory-budget: an elastic file fits any budget down to streaming, other files fail clearly", "[tools][elastic]") {
+TEST_CASE("memory budget: an elastic file fits any budget down to streaming, other files fail clearly", "[tools][elastic]") {
   const std::string dir = case_dir("elastic");
   const std::string profile = dir + "/profile.json";
   REQUIRE(run("rwkvlite", "--quiet profile " + kTinyModel + " --max-bytes 150 --fidelities i2g64,i4g64,i8,f16 --json '" +
