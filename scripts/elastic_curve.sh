@@ -60,6 +60,8 @@ print(json.dumps({
     "measured_increase_pct": 100 * (ev["bits_per_byte"] / dense["bits_per_byte"] - 1),
     "top1_agreement": ev["top1_agreement"], "kl_mean": ev["kl_mean"],
     "tokens_per_second": ev["tokens_per_second"], "fidelity_counts": e["fidelity_counts"],
+    "predicted_tokens_per_second": e["predicted_speed"]["tokens_per_second"],
+    "predicted_stall_fraction": e["predicted_speed"]["stall_fraction"],
     "first_streamed_layer": e["streaming"]["first_streamed_layer"] if e["streaming"] else None,
     "stall_fraction": st["stall_fraction"] if st else 0.0,
     "bytes_read_per_token": st["bytes_read_per_token"] if st else 0.0}))
@@ -82,18 +84,19 @@ print(f"Elastic runtime on {model} ({config}, one file of {int(file_bytes):,} by
       f"--reference MODEL --threads {threads}`; held-out bytes [1,000,000, +{max_bytes if max_bytes != '0' else 'end'}) "
       f"(the throttled runs fewer: their text bytes column), dense {next(r for r in rows if 'error' not in r)['dense_bits_per_byte']:.4f} bits/byte. "
       f"Machine: {cpu}. Command: scripts/elastic_curve.sh\n")
-print("| budget | run | text bytes | peak resident weight bytes | vs dense FP16 | predicted Δ (calibration) | measured Δ (held-out) | bits/byte | top-1 agreement | KL (nats) | tokens/s | streamed from layer | MB read/token | stall fraction | forms chosen |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| budget | run | text bytes | peak resident weight bytes | vs dense FP16 | predicted Δ (calibration) | measured Δ (held-out) | bits/byte | top-1 agreement | KL (nats) | tokens/s | predicted tokens/s | streamed from layer | MB read/token | stall fraction | predicted stall | forms chosen |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     if "error" in r:
-        print(f"| {r['budget']} | does not fit | | | | | | | | | | | | | {r['error']} |")
+        print(f"| {r['budget']} | does not fit | | | | | | | | | | | | | | | {r['error']} |")
         continue
     forms = ", ".join(f"{k} {v}" for k, v in sorted(r["fidelity_counts"].items(), key=lambda kv: -kv[1]))
     layer = "-" if r["first_streamed_layer"] is None else str(r["first_streamed_layer"])
     mode = "resident" if r["first_streamed_layer"] is None else ("streamed" if r["mode"] == "resident-or-streamed" else r["mode"])
     print(f"| {r['budget']} | {mode} | {r['text_bytes']:,} | {r['peak_resident_weight_bytes']:,} | {r['x_below_fp16']:.2f}x | {r['predicted_increase_pct']:+.2f}% | "
           f"{r['measured_increase_pct']:+.2f}% | {r['bits_per_byte']:.4f} | {r['top1_agreement']:.4f} | {r['kl_mean']:.4f} | "
-          f"{r['tokens_per_second']:.0f} | {layer} | {r['bytes_read_per_token'] / 1e6:.2f} | {r['stall_fraction']:.2f} | {forms} |")
+          f"{r['tokens_per_second']:.0f} | {r['predicted_tokens_per_second']:.0f} | {layer} | {r['bytes_read_per_token'] / 1e6:.2f} | "
+          f"{r['stall_fraction']:.2f} | {r['predicted_stall_fraction']:.2f} | {forms} |")
 PY
 cat bench/results/elastic-curve-$NAME.md
 if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then

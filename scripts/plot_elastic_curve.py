@@ -25,7 +25,8 @@ def main():
         x = [100.0 / r["x_below_fp16"] for r in pts]
         acc.plot(x, [r["measured_increase_pct"] for r in pts], marker, label=f"measured, {label}")
         acc.plot(x, [r["predicted_increase_pct"] for r in pts], marker, mfc="none", label=f"predicted, {label}")
-        speed.plot(x, [r["tokens_per_second"] for r in pts], marker, label=label)
+        speed.plot(x, [r["tokens_per_second"] for r in pts], marker, label=f"measured, {label}")
+        speed.plot(x, [r["predicted_tokens_per_second"] for r in pts], marker, mfc="none", label=f"predicted, {label}")
     for ax in (acc, speed):
         ax.set_xscale("log")
         ax.set_xlabel("peak resident weight bytes, % of dense FP16")

@@ -12,6 +12,7 @@
 #include "runtime/format/model_json.h"
 #include "runtime/store/encoded_projection.h"
 #include "runtime/store/row_embedding.h"
+#include "runtime/store/speed_probe.h"
 #include "runtime/store/two_level_head.h"
 
 namespace rwkvlite {
@@ -163,9 +164,19 @@ CompactEngine load_compact_engine(const std::string& path, const RuntimeOptions&
   EngineOptions engine_options;
   engine_options.threads = options.threads;
   out.engine = std::make_unique<Engine>(build_weights(small, std::move(providers)), engine_options);
-  if (stream) stream->start();
   out.residency = stats->residency.total;
   out.reads = file->read_stats();
+  if (elastic && budget) {
+    // The speed the plan will run at, said before it runs (its probe reads are not counted above).
+    // Bytes multiplied per token: the resident forms, and the streamed layers instead of the slots.
+    const int64_t per_token_bytes =
+        elastic->elastic_bytes +
+        (elastic->streaming ? elastic->streaming->streamed_bytes_per_token - 2 * elastic->streaming->slot_bytes : 0);
+    MatvecTimer timer(options.threads, per_token_bytes);
+    elastic->predicted_speed = predict_elastic_speed(*file, format::dims_from_json(file->dims()).n_layer, timer,
+                                                     stream.get(), options.stream_options);
+  }
+  if (stream) stream->start();
   out.metadata = file->metadata();
   out.stats = stats;
   out.elastic = std::move(elastic);

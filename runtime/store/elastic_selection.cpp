@@ -31,6 +31,7 @@ nlohmann::ordered_json ElasticSelection::to_json() const {
   } else {
     j["streaming"] = nullptr;
   }
+  j["predicted_speed"] = predicted_speed ? predicted_speed->to_json() : nlohmann::ordered_json();
   j["fidelity_counts"] = std::move(counts);
   j["matrices"] = std::move(matrices);
   return j;

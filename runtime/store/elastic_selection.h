@@ -16,6 +16,7 @@
 
 #include "runtime/format/compact_reader.h"
 #include "runtime/format/elastic_meta.h"
+#include "runtime/plan/speed_model.h"
 
 namespace rwkvlite {
 
@@ -34,13 +35,16 @@ struct ElasticSelection {
   int64_t elastic_bytes = 0;
   std::optional<StreamingPlan> streaming;
   double predicted_kl_bits_per_byte = 0;  // sum of the chosen forms' costs
+  // Predicted before the first token (runtime/store/speed_probe.h); set when a budget was given.
+  std::optional<SpeedPrediction> predicted_speed;
   layout::ElasticMeta meta;
   std::vector<size_t> chosen;  // per meta.items entry, the index of its choice
 
   int64_t planned_bytes() const { return fixed_bytes + elastic_bytes; }
   // {budget_bytes, fixed_bytes, elastic_bytes, planned_bytes, predicted_kl_bits_per_byte,
   //  predicted_increase_percent, method, streaming: {first_streamed_layer, slot_bytes,
-  //  streamed_bytes_per_token} or null, fidelity_counts: {fidelity: n}, matrices: {name: fidelity}}
+  //  streamed_bytes_per_token} or null, predicted_speed: SpeedPrediction::to_json() or null,
+  //  fidelity_counts: {fidelity: n}, matrices: {name: fidelity}}
   nlohmann::ordered_json to_json() const;
 };
 

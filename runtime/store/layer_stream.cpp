@@ -1,5 +1,6 @@
 #include "runtime/store/layer_stream.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "runtime/core/error.h"
@@ -62,6 +63,30 @@ void LayerStream::start() {
   }
   stats_->streamed_layers = static_cast<int64_t>(order_.size());
   if (options_.pipelined && !order_.empty()) loader_ = std::thread([this] { loader_main(); });
+}
+
+int64_t LayerStream::layer_bytes(int64_t layer) const {
+  if (layer < first_ || layer >= first_ + count_) return 0;
+  const auto& list = layers_[static_cast<size_t>(layer - first_)];
+  return list.empty() ? 0 : static_cast<int64_t>(list.back().offset + list.back().bytes);
+}
+
+double LayerStream::measure_read_rate() {
+  if (loader_.joinable() || current_ >= 0) throw Error("layer stream: read rate measured after start()", kExitInternal);
+  int64_t largest = first_;
+  for (int64_t l = first_; l < first_ + count_; ++l)
+    if (layer_bytes(l) > layer_bytes(largest)) largest = l;
+  const int64_t bytes = layer_bytes(largest);
+  if (bytes == 0) throw Error("layer stream: no streamed layer holds tensors", kExitInternal);
+  double best = 0;
+  for (int run = 0; run < 3; ++run) {
+    const auto start = Clock::now();
+    for (const Tensor& t : layers_[static_cast<size_t>(largest - first_)])
+      file_->read_rows(t.name, 0, t.rows, slots_[0].data() + t.offset);
+    const double seconds = seconds_since(start);
+    if (run == 0 || seconds < best) best = seconds;
+  }
+  return static_cast<double>(bytes) / std::max(best, 1e-9);
 }
 
 void LayerStream::load_layer(int64_t sequence, uint8_t* slot) {

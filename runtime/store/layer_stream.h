@@ -72,6 +72,12 @@ class LayerStream {
   Handle handle(const std::string& tensor) const { return handles_.at(tensor); }
   // Checks every layer fits a slot and starts the loader (pipelined). After the engine is built.
   void start();
+  // The registered bytes of `layer` (0 unless it is streamed and holds tensors).
+  int64_t layer_bytes(int64_t layer) const;
+  // Bytes per second reading the largest streamed layer into a slot, checksums verified and not
+  // throttled: the best of three reads (the steady state reads from the page cache). Before
+  // start(); not counted in StreamStats. For the speed prediction (runtime/store/speed_probe.h).
+  double measure_read_rate();
 
   // The bytes of `h` for the engine's current use of its layer, waiting for the layer to be
   // loaded. Error (not a hang) when layers are used out of order; rethrows a read error.

@@ -310,6 +310,20 @@ TEST_CASE("memory budget: an elastic file fits any budget down to streaming, oth
   CHECK(sequential["stream"]["io_bandwidth_bytes_per_second"] == 500e6);
   CHECK(sequential["bits_per_byte"] == streamed["bits_per_byte"]);
 
+  // The speed is predicted before the run; `rwkvlite plan` gives the same plan without running it.
+  CHECK(streamed["elastic"]["predicted_speed"]["tokens_per_second"].get<double>() > 0);
+  CHECK(streamed["elastic"]["predicted_speed"]["read_ms_per_token"].get<double>() > 0);
+  const Result planned = run("rwkvlite", "plan '" + file + "' --memory-budget 8% --json -");
+  REQUIRE(planned.exit_code == 0);
+  const json plan = json::parse(planned.out);
+  CHECK(plan["elastic"]["planned_bytes"] == streamed["elastic"]["planned_bytes"]);
+  CHECK(plan["elastic"]["matrices"] == streamed["elastic"]["matrices"]);
+  int64_t part_bytes = 0;
+  for (const json& p : plan["parts"]) part_bytes += p["bytes"].get<int64_t>();
+  CHECK(part_bytes == plan["elastic"]["elastic_bytes"].get<int64_t>() - 2 * plan["elastic"]["streaming"]["slot_bytes"].get<int64_t>() +
+                          plan["elastic"]["streaming"]["streamed_bytes_per_token"].get<int64_t>());
+  check_fails(run("rwkvlite", "plan '" + file + "' --memory-budget 8% --emit-config x.toml"), 2);
+
   const Result too_small = run("rwkvlite-run", "'" + file + "' --max-bytes 300 --memory-budget 1000");
   check_fails(too_small, 5);
   CHECK(too_small.err.find("needs at its smallest") != std::string::npos);

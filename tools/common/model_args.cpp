@@ -29,6 +29,10 @@ void BudgetArgs::add_to(CLI::App& cmd) {
                  "Resident weight bytes the run may hold: bytes (2500000, 2.5MB, 64MiB) or a percentage of dense FP16 "
                  "(20%, elastic files). An elastic file chooses a stored form per matrix to fit it, streaming layers "
                  "when holding them all does not fit; any other file that does not fit fails (exit 5)");
+  add_stream_options_to(cmd);
+}
+
+void BudgetArgs::add_stream_options_to(CLI::App& cmd) {
   cmd.add_flag("--stream", stream, "Elastic files: stream layers even when holding them all fits the budget");
   cmd.add_flag("--sequential", sequential,
                "Streamed layers: load each layer, then compute it (no loader thread), for comparison with the pipeline");

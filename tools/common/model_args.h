@@ -39,6 +39,8 @@ struct BudgetArgs {
   bool sequential = false;
   double io_bandwidth_mb_s = 0;  // 0: not throttled
   void add_to(CLI::App& cmd);
+  // --stream, --sequential and --io-bandwidth alone (rwkvlite plan has its own --memory-budget).
+  void add_stream_options_to(CLI::App& cmd);
   // Sets runtime.memory_budget, stream and stream_options.
   void apply(RuntimeOptions& runtime) const;
 };

@@ -45,6 +45,13 @@ RunnableModel load_runnable_model(const std::string& path, const RuntimeOptions&
                    e.meta.items.size(), e.elastic_bytes, e.fixed_bytes,
                    e.budget_bytes ? std::to_string(*e.budget_bytes) + " bytes" : std::string("none (largest forms)"),
                    e.predicted_kl_bits_per_byte);
+      if (e.predicted_speed) {
+        const SpeedPrediction& p = *e.predicted_speed;
+        spdlog::info("elastic: predicted {:.0f} tokens/s ({:.3f} ms a token: {:.3f} computing, {:.3f} reading, stall "
+                     "fraction {:.2f})",
+                     p.tokens_per_second(), 1e3 * p.seconds_per_token, 1e3 * p.compute_seconds, 1e3 * p.read_seconds,
+                     p.stall_fraction());
+      }
     }
   } else {
     if (runtime.stream) throw UsageError("'" + path + "' is a dense model: only an elastic compact file's layers can be streamed");

@@ -1,5 +1,7 @@
 // rwkvlite plan PROFILE (--memory-budget B | --max-bpb-increase PCT) [--json FILE]
-//                       [--emit-config FILE.toml]:
+//                       [--emit-config FILE.toml]
+// rwkvlite plan ELASTIC.rwkvlite --memory-budget B [stream options] (tools/rwkvlite/elastic_plan.h)
+//
 // from a sensitivity profile (`rwkvlite profile --json`), the encoding of each weight matrix
 // that gives the lowest predicted bits per byte within a weight-memory budget (bytes, or a
 // percentage of the dense FP16 weight bytes), or the fewest bytes within a predicted loss.
@@ -15,9 +17,11 @@
 #include "runtime/core/error.h"
 #include "runtime/core/file_io.h"
 #include "runtime/format/layout.h"
+#include "runtime/store/compact_model.h"
 #include "tools/common/json_output.h"
 #include "tools/rwkvlite/cli_common.h"
 #include "tools/rwkvlite/commands.h"
+#include "tools/rwkvlite/elastic_plan.h"
 #include "tools/rwkvlite/profile_plan.h"
 
 namespace rwkvlite::cli {
@@ -32,6 +36,8 @@ struct PlanCommand {
   std::string json_path;
   std::string config_path;
   std::string method;  // "" = the profile's
+  tools::BudgetArgs stream;  // an elastic file's streaming options (its memory_budget unused)
+  int threads = 2;
 };
 
 // "layer 3", "embedding" or "head": the rows of the per-layer table.
@@ -119,7 +125,9 @@ void register_plan(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand(
       "plan", "Choose each weight matrix's encoding for a memory budget or a loss limit, from a sensitivity profile");
   auto c = std::make_shared<PlanCommand>();
-  cmd->add_option("profile", c->profile_path, "Sensitivity profile JSON (rwkvlite profile --json)")
+  cmd->add_option("profile", c->profile_path,
+                  "Sensitivity profile JSON (rwkvlite profile --json), or an elastic compact file (the elastic "
+                  "pass): the plan rwkvlite-run would run it with at --memory-budget, and its predicted speed")
       ->required()
       ->check(CLI::ExistingFile);
   auto* budget = cmd->add_option("--memory-budget", c->memory_budget,
@@ -134,10 +142,20 @@ void register_plan(CLI::App& app, Action& action) {
                   "Quantization of the emitted config: rtn, or gptq where calibration statistics exist "
                   "(the config then calibrates); default: the method the profile measured")
       ->check(CLI::IsMember({"rtn", "gptq"}));
+  c->stream.add_stream_options_to(*cmd);
+  cmd->add_option("--threads", c->threads, "Elastic files: threads the predicted speed is measured with")
+      ->check(CLI::Range(1, 256));
   cmd->callback([&action, c, budget, loss] {
     if (budget->count() == 0 && loss->count() == 0)
       throw CLI::ValidationError("plan", "give --memory-budget or --max-bpb-increase");
-    action = [c] { return run_plan(*c); };
+    action = [c] {
+      if (!is_compact_file(c->profile_path)) return run_plan(*c);
+      if (!c->config_path.empty() || !c->method.empty() || c->max_bpb_increase >= 0)
+        throw UsageError("--emit-config, --method and --max-bpb-increase plan from a sensitivity profile; '" +
+                         c->profile_path + "' is a compact file (give --memory-budget)");
+      c->stream.memory_budget = c->memory_budget;
+      return run_elastic_plan(c->profile_path, c->stream, c->threads, c->json_path);
+    };
   });
 }
 
