@@ -9,6 +9,7 @@
 #   MODEL=models/reference-v7/rwkv7-ref-6x256.pth CONFIG=configs/elastic/reference-v7.toml \
 #     NAME=reference-v7 scripts/elastic_curve.sh
 #   BUDGETS="20% 10%" MAX_BYTES=0 scripts/elastic_curve.sh     (whole held-out range)
+#   EVAL_OPTS=--interleave-zeros ...                            (options for every eval: the tiny v6 model)
 # Results: bench/results/elastic-curve-NAME.{jsonl,md}; the file under build/bench/elastic/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ IO_MBS=${IO_MBS:-200}
 PIPE_MAX_BYTES=${PIPE_MAX_BYTES:-3000}  # throttled runs read MBs per token: fewer bytes
 MAX_BYTES=${MAX_BYTES:-30000}
 THREADS=${THREADS:-2}
+EVAL_OPTS=${EVAL_OPTS:-}
 [ "${SKIP_BUILD:-0}" = 1 ] || scripts/build.sh >/dev/null
 work=build/bench/elastic/$NAME
 mkdir -p "$work" bench/results
@@ -36,7 +38,7 @@ run() {
   local tag=$1 b=$2 mode=$3 bytes=$4
   shift 4
   if ! $rw --quiet eval "$file" --memory-budget "$b" --reference "$MODEL" --max-bytes "$bytes" \
-    --threads "$THREADS" --json "$work/$tag.eval.json" "$@" >/dev/null 2>"$work/$tag.err"; then
+    --threads "$THREADS" --json "$work/$tag.eval.json" $EVAL_OPTS "$@" >/dev/null 2>"$work/$tag.err"; then
     echo "budget $b ($mode): $(cat "$work/$tag.err")" >&2
     # A budget below the smallest forms is a row too: the planner's own refusal, verbatim.
     python3 -c 'import json, sys; print(json.dumps({"budget": sys.argv[1], "mode": sys.argv[2], "error": sys.argv[3].strip()}))' \
@@ -44,7 +46,7 @@ run() {
     return 0
   fi
   local ref=$work/dense-$bytes.eval.json
-  [ -f "$ref" ] || $rw --quiet eval "$MODEL" --max-bytes "$bytes" --threads "$THREADS" --json "$ref" >/dev/null
+  [ -f "$ref" ] || $rw --quiet eval "$MODEL" --max-bytes "$bytes" --threads "$THREADS" --json "$ref" $EVAL_OPTS >/dev/null
   python3 - "$b" "$mode" "$bytes" "$work/$tag.eval.json" "$ref" >> "$out" <<'PY'
 import json, sys
 budget, mode, text_bytes = sys.argv[1:4]

@@ -301,9 +301,9 @@ TEST_CASE("memory budget: an elastic file fits any budget down to streaming, oth
   CHECK(streamed["peak_resident_weight_bytes"].get<int64_t>() <= streamed["memory_budget_bytes"].get<int64_t>());
   REQUIRE(streamed["elastic"]["streaming"].is_object());
   const double per_token = streamed["stream"]["bytes_read_per_token"].get<double>();
-  const double planned = streamed["elastic"]["streaming"]["streamed_bytes_per_token"].get<double>();
-  CHECK(per_token >= planned);
-  CHECK(per_token <= planned * 1.05);  // the loader runs at most two layers ahead of 300 tokens
+  const double planned_per_token = streamed["elastic"]["streaming"]["streamed_bytes_per_token"].get<double>();
+  CHECK(per_token >= planned_per_token);
+  CHECK(per_token <= planned_per_token * 1.05);  // the loader runs at most two layers ahead of 300 tokens
   CHECK(streamed["stream"]["pipelined"] == true);
   const json sequential = report("--memory-budget 8% --sequential --io-bandwidth 500");
   CHECK(sequential["stream"]["pipelined"] == false);
@@ -313,9 +313,10 @@ TEST_CASE("memory budget: an elastic file fits any budget down to streaming, oth
   // The speed is predicted before the run; `rwkvlite plan` gives the same plan without running it.
   CHECK(streamed["elastic"]["predicted_speed"]["tokens_per_second"].get<double>() > 0);
   CHECK(streamed["elastic"]["predicted_speed"]["read_ms_per_token"].get<double>() > 0);
-  const Result planned = run("rwkvlite", "plan '" + file + "' --memory-budget 8% --json -");
-  REQUIRE(planned.exit_code == 0);
-  const json plan = json::parse(planned.out);
+  const Result plan_run = run("rwkvlite", "plan '" + file + "' --memory-budget 8% --json -");
+  INFO(plan_run.err);
+  REQUIRE(plan_run.exit_code == 0);
+  const json plan = json::parse(plan_run.out);
   CHECK(plan["elastic"]["planned_bytes"] == streamed["elastic"]["planned_bytes"]);
   CHECK(plan["elastic"]["matrices"] == streamed["elastic"]["matrices"]);
   int64_t part_bytes = 0;
