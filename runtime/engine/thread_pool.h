@@ -21,6 +21,9 @@ class ThreadPool {
   // Below this many multiply-adds per part, waking another thread costs more than it saves
   // (a wake-up and join is a few microseconds; 32K multiply-adds take about as long).
   static constexpr int64_t kDefaultMinWorkPerPart = 32768;
+  // How long an idle thread spins before it sleeps (thread_pool.cpp says why): after a longer
+  // pause, the next job first waits for the workers to wake up.
+  static constexpr double kSpinSeconds = 200e-6;
 
   // `threads` >= 1 threads in total: threads - 1 workers plus the calling thread, which always
   // takes part. `min_work_per_part` is the smallest amount of work (in the caller's units,

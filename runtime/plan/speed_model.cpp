@@ -30,27 +30,42 @@ void check_time(double t, const char* what) {
 
 SpeedPrediction predict_token_speed(const SpeedModelInput& in) {
   const size_t n = in.layer_compute_seconds.size();
-  if (in.layer_read_seconds.size() != n || in.layer_streamed.size() != n)
+  const bool has_cpu = !in.layer_read_cpu_seconds.empty();
+  if (in.layer_read_seconds.size() != n || in.layer_streamed.size() != n || (has_cpu && in.layer_read_cpu_seconds.size() != n))
     throw UsageError("speed model: per-layer compute, read and streamed lists differ in length");
   for (size_t l = 0; l < n; ++l) {
     check_time(in.layer_compute_seconds[l], "compute");
     check_time(in.layer_read_seconds[l], "read");
+    if (has_cpu) check_time(in.layer_read_cpu_seconds[l], "read");
   }
   check_time(in.other_compute_seconds, "compute");
+  check_time(in.wake_seconds, "wake-up");
+  check_time(in.short_wake_seconds, "wake-up");
+  check_time(in.pool_spin_seconds, "spin");
 
   SpeedPrediction p;
   std::vector<size_t> order;  // the streamed layers, in the order the stream cycles through them
+  std::vector<double> compute = in.layer_compute_seconds;
   for (size_t l = 0; l < n; ++l) {
-    p.compute_seconds += in.layer_compute_seconds[l];
     if (in.layer_streamed[l]) {
       order.push_back(l);
       p.read_seconds += in.layer_read_seconds[l];
+      // The loader's copy runs on a core the engine's threads were using.
+      if (in.pipelined && in.loader_shares_cores && has_cpu) compute[l] += in.layer_read_cpu_seconds[l];
     }
+    p.compute_seconds += compute[l];
   }
   p.compute_seconds += in.other_compute_seconds;
+  // After a pause of `wait`, a thread resumes this much later; the engine's workers too.
+  auto wake = [&](double wait) {
+    return wait <= 0 ? 0.0 : wait > in.pool_spin_seconds ? in.wake_seconds : in.short_wake_seconds;
+  };
+  auto resume = [&](double wait) { return wake(wait) + (wait > in.pool_spin_seconds ? in.wake_seconds : 0.0); };
   if (!in.pipelined || order.empty()) {
-    p.stall_seconds = p.read_seconds;  // each streamed layer waits for its whole read
-    p.seconds_per_token = p.compute_seconds + p.read_seconds;
+    // Each streamed layer waits for its whole read, and after a throttled one for the wake-ups.
+    p.stall_seconds = p.read_seconds;
+    for (size_t l : order) p.stall_seconds += in.reads_sleep ? resume(in.layer_read_seconds[l]) : 0;
+    p.seconds_per_token = p.compute_seconds + p.stall_seconds;
     return p;
   }
 
@@ -60,7 +75,8 @@ SpeedPrediction predict_token_speed(const SpeedModelInput& in) {
   std::vector<double> load_end, compute_start;
   auto load = [&](size_t s) {
     const double ready = s == 0 ? 0 : load_end[s - 1];
-    const double start = s >= 2 ? std::max(ready, compute_start[s - 1]) : ready;
+    // A loader that found no free slot slept until the engine released one.
+    const double start = s >= 2 && compute_start[s - 1] > ready ? compute_start[s - 1] + wake(compute_start[s - 1] - ready) : ready;
     load_end.push_back(start + in.layer_read_seconds[order[s % order.size()]]);
   };
   size_t s = 0;
@@ -73,13 +89,14 @@ SpeedPrediction predict_token_speed(const SpeedModelInput& in) {
       if (in.layer_streamed[l]) {
         // Layer s's read could start once layer s - 1 was begun, which has happened by now.
         while (load_end.size() <= s) load(load_end.size());
-        const double start = std::max(engine, load_end[s]);
+        const double wait = std::max(0.0, load_end[s] - engine);
+        const double start = engine + wait + resume(wait);
         stall += start - engine;
         engine = start;
         compute_start.push_back(engine);
         ++s;
       }
-      engine += in.layer_compute_seconds[l];
+      engine += compute[l];
     }
     engine += in.other_compute_seconds;
   }

@@ -21,6 +21,20 @@ struct SpeedModelInput {
   std::vector<bool> layer_streamed;           // per layer: read through the stream every token
   double other_compute_seconds = 0;           // per token outside the layers: embedding, head
   bool pipelined = true;
+  // Costs of the hand-offs themselves, which at a small model's size are not small beside a
+  // layer's compute. A thread blocked on the other (the engine on a read, the loader on a free
+  // slot, or the engine sleeping out a throttled read) resumes short_wake_seconds after it is
+  // released, or wake_seconds when the pause outlasted pool_spin_seconds (its core had gone
+  // idle); such a pause has also put the engine's pool workers to sleep, and the layer's first
+  // product waits wake_seconds more for them.
+  double wake_seconds = 0;
+  double short_wake_seconds = 0;
+  double pool_spin_seconds = 0;
+  bool reads_sleep = false;  // reads are throttled: each ends in a sleep on the reading thread
+  // Per layer, the CPU time of a streamed read (the copy from the page cache). When the loader
+  // has no core of its own (compute threads >= cores), that time is taken from the engine's.
+  std::vector<double> layer_read_cpu_seconds;
+  bool loader_shares_cores = false;
 };
 
 struct SpeedPrediction {

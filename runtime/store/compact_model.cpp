@@ -174,7 +174,8 @@ CompactEngine load_compact_engine(const std::string& path, const RuntimeOptions&
         (elastic->streaming ? elastic->streaming->streamed_bytes_per_token - 2 * elastic->streaming->slot_bytes : 0);
     MatvecTimer timer(options.threads, per_token_bytes);
     elastic->predicted_speed = predict_elastic_speed(*file, format::dims_from_json(file->dims()).n_layer, timer,
-                                                     stream.get(), options.stream_options);
+                                                     measure_engine_overheads(small, options.threads), stream.get(),
+                                                     options.stream_options);
   }
   if (stream) stream->start();
   out.metadata = file->metadata();

@@ -73,20 +73,32 @@ int64_t LayerStream::layer_bytes(int64_t layer) const {
 
 double LayerStream::measure_read_rate() {
   if (loader_.joinable() || current_ >= 0) throw Error("layer stream: read rate measured after start()", kExitInternal);
-  int64_t largest = first_;
-  for (int64_t l = first_; l < first_ + count_; ++l)
-    if (layer_bytes(l) > layer_bytes(largest)) largest = l;
-  const int64_t bytes = layer_bytes(largest);
-  if (bytes == 0) throw Error("layer stream: no streamed layer holds tensors", kExitInternal);
-  double best = 0;
-  for (int run = 0; run < 3; ++run) {
+  // Every streamed layer in turn, as the loader reads them, until kMinRateReads reads and
+  // kMinRateSeconds have passed: one short read is at the mercy of a single preemption.
+  constexpr int kMinRateReads = 12;
+  constexpr double kMinRateSeconds = 0.005;
+  constexpr int kMaxRateReads = 10000;
+  // One untimed pass first: the first read of a layer also maps its pages in, which the steady
+  // state (every layer read each token) does not pay.
+  for (const auto& list : layers_)
+    for (const Tensor& t : list) file_->read_rows(t.name, 0, t.rows, slots_[0].data() + t.offset);
+  int64_t bytes = 0;
+  double seconds = 0;
+  int reads = 0;
+  for (size_t i = 0; reads < kMaxRateReads && (reads < kMinRateReads || seconds < kMinRateSeconds); ++i) {
+    const size_t l = i % layers_.size();
+    if (layers_[l].empty()) {
+      if (i >= layers_.size() && bytes == 0) break;  // no streamed layer holds tensors
+      continue;
+    }
     const auto start = Clock::now();
-    for (const Tensor& t : layers_[static_cast<size_t>(largest - first_)])
-      file_->read_rows(t.name, 0, t.rows, slots_[0].data() + t.offset);
-    const double seconds = seconds_since(start);
-    if (run == 0 || seconds < best) best = seconds;
+    for (const Tensor& t : layers_[l]) file_->read_rows(t.name, 0, t.rows, slots_[0].data() + t.offset);
+    seconds += seconds_since(start);
+    bytes += layer_bytes(first_ + static_cast<int64_t>(l));
+    ++reads;
   }
-  return static_cast<double>(bytes) / std::max(best, 1e-9);
+  if (bytes == 0) throw Error("layer stream: no streamed layer holds tensors", kExitInternal);
+  return static_cast<double>(bytes) / std::max(seconds, 1e-9);
 }
 
 void LayerStream::load_layer(int64_t sequence, uint8_t* slot) {

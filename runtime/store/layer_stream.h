@@ -74,9 +74,9 @@ class LayerStream {
   void start();
   // The registered bytes of `layer` (0 unless it is streamed and holds tensors).
   int64_t layer_bytes(int64_t layer) const;
-  // Bytes per second reading the largest streamed layer into a slot, checksums verified and not
-  // throttled: the best of three reads (the steady state reads from the page cache). Before
-  // start(); not counted in StreamStats. For the speed prediction (runtime/store/speed_probe.h).
+  // Bytes per second reading the streamed layers into a slot, checksums verified and not
+  // throttled: each in turn after one untimed pass, at least 12 reads and 5 ms in all (the
+  // steady state reads from the page cache). Before start(); not counted in StreamStats. For the speed prediction (runtime/store/speed_probe.h).
   double measure_read_rate();
 
   // The bytes of `h` for the engine's current use of its layer, waiting for the layer to be

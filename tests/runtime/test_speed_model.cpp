@@ -72,6 +72,39 @@ TEST_CASE("speed model: the pipelined two-slot stream", "[plan][speed]") {
   CHECK_THAT(one.stall_seconds, WithinRel(1e-3, 1e-9));
 }
 
+TEST_CASE("speed model: hand-off wake-ups and a loader without a core of its own", "[plan][speed]") {
+  // Throttled load-then-compute: each of the 4 streamed layers sleeps out a 3 ms read, longer
+  // than the pool's 0.2 ms spin, so the engine and then its workers wake: 2 x 0.1 ms a layer.
+  SpeedModelInput in = uniform(6, 2, 1e-3, 3e-3, 2e-3, false);
+  in.wake_seconds = 0.1e-3;
+  in.pool_spin_seconds = 0.2e-3;
+  CHECK_THAT(predict_token_speed(in).seconds_per_token, WithinRel(20e-3, 1e-12));  // reads do not sleep
+  in.reads_sleep = true;
+  CHECK_THAT(predict_token_speed(in).seconds_per_token, WithinRel(20.8e-3, 1e-12));
+
+  // One streamed layer read for 5 ms against 4 ms of compute, pipelined. In the steady state its
+  // read ends at L; the engine, waiting since before L, starts the layer at L + 0.2 ms (its wake
+  // and its workers'); the loader, waiting for that slot, starts the next read at L + 0.3 ms.
+  // A token takes 5.3 ms, 1.3 ms of it stalled.
+  in = uniform(3, 2, 1e-3, 5e-3, 1e-3, true);
+  in.wake_seconds = 0.1e-3;
+  in.short_wake_seconds = 0.1e-3;
+  in.pool_spin_seconds = 0.2e-3;
+  const SpeedPrediction woken = predict_token_speed(in);
+  CHECK_THAT(woken.seconds_per_token, WithinRel(5.3e-3, 1e-9));
+  CHECK_THAT(woken.stall_seconds, WithinRel(1.3e-3, 1e-9));
+
+  // Reads that hide behind compute, but whose 0.5 ms copies take a core from it: 8 ms of
+  // compute becomes 8 + 4 x 0.5 ms, still without a stall.
+  in = uniform(6, 2, 1e-3, 0.5e-3, 2e-3, true);
+  in.layer_read_cpu_seconds = {0, 0, 0.5e-3, 0.5e-3, 0.5e-3, 0.5e-3};
+  CHECK_THAT(predict_token_speed(in).seconds_per_token, WithinRel(8e-3, 1e-9));
+  in.loader_shares_cores = true;
+  const SpeedPrediction shared = predict_token_speed(in);
+  CHECK_THAT(shared.seconds_per_token, WithinRel(10e-3, 1e-9));
+  CHECK(shared.stall_seconds < 1e-12);
+}
+
 TEST_CASE("speed model: malformed input", "[plan][speed]") {
   SpeedModelInput in = uniform(3, 1, 1e-3, 1e-3, 0, true);
   in.layer_read_seconds.pop_back();
@@ -81,5 +114,11 @@ TEST_CASE("speed model: malformed input", "[plan][speed]") {
   CHECK_THROWS_AS(predict_token_speed(in), UsageError);
   in = uniform(3, 1, 1e-3, 1e-3, 0, true);
   in.other_compute_seconds = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_AS(predict_token_speed(in), UsageError);
+  in = uniform(3, 1, 1e-3, 1e-3, 0, true);
+  in.layer_read_cpu_seconds = {1e-3};
+  CHECK_THROWS_AS(predict_token_speed(in), UsageError);
+  in = uniform(3, 1, 1e-3, 1e-3, 0, true);
+  in.wake_seconds = -1e-6;
   CHECK_THROWS_AS(predict_token_speed(in), UsageError);
 }
