@@ -20,6 +20,8 @@ BUDGETS=${BUDGETS:-"100% 50% 30% 25% 20% 15% 12% 10% 8% 5% 3% 2%"}
 PIPE_BUDGETS=${PIPE_BUDGETS:-"10% 5%"}
 IO_MBS=${IO_MBS:-200}
 PIPE_MAX_BYTES=${PIPE_MAX_BYTES:-3000}  # throttled runs read MBs per token: fewer bytes
+SPEED_MAX_BYTES=${SPEED_MAX_BYTES:-1500}  # tokens/s: rwkvlite-run over the first held-out bytes
+SPEED_RUNS=${SPEED_RUNS:-3}
 MAX_BYTES=${MAX_BYTES:-30000}
 THREADS=${THREADS:-2}
 EVAL_OPTS=${EVAL_OPTS:-}
@@ -45,14 +47,27 @@ run() {
       "$b" "$mode" "$(cat "$work/$tag.err")" >> "$out"
     return 0
   fi
+  # Speed by itself: eval times only the model's own feeds, but the reference model's feeds in
+  # between give a pipelined loader free time to read ahead, so tokens/s comes from rwkvlite-run,
+  # which runs the one model alone, with the same plan (and predicts the same way).
+  # SPEED_RUNS processes, each predicting and measuring: the row keeps the medians (a shared
+  # machine's noise hits a single run).
+  local i
+  rm -f "$work/$tag".run*.json
+  for i in $(seq "$SPEED_RUNS"); do
+    build/bin/rwkvlite-run "$file" --memory-budget "$b" --max-bytes "$SPEED_MAX_BYTES" --threads "$THREADS" \
+      --json "$work/$tag.run$i.json" $EVAL_OPTS "$@" >/dev/null 2>>"$work/$tag.err"
+  done
   local ref=$work/dense-$bytes.eval.json
   [ -f "$ref" ] || $rw --quiet eval "$MODEL" --max-bytes "$bytes" --threads "$THREADS" --json "$ref" $EVAL_OPTS >/dev/null
-  python3 - "$b" "$mode" "$bytes" "$work/$tag.eval.json" "$ref" >> "$out" <<'PY'
-import json, sys
+  python3 - "$b" "$mode" "$bytes" "$work/$tag.eval.json" "$ref" "$work/$tag".run[0-9]*.json >> "$out" <<'PY'
+import json, statistics, sys
 budget, mode, text_bytes = sys.argv[1:4]
-ev, dense = [json.load(open(p)) for p in sys.argv[4:]]
+ev, dense = [json.load(open(p)) for p in sys.argv[4:6]]
+runs = [json.load(open(p)) for p in sys.argv[6:]]
 e = ev["elastic"]
-st = ev.get("stream")
+med = lambda f: statistics.median(f(r) for r in runs)
+streams = [r["stream"] for r in runs if r.get("stream")]
 print(json.dumps({
     "budget": budget, "mode": mode, "text_bytes": ev["text_bytes"], "budget_bytes": ev["memory_budget_bytes"], "planned_bytes": e["planned_bytes"],
     "peak_resident_weight_bytes": ev["peak_resident_weight_bytes"],
@@ -61,12 +76,16 @@ print(json.dumps({
     "bits_per_byte": ev["bits_per_byte"], "dense_bits_per_byte": dense["bits_per_byte"],
     "measured_increase_pct": 100 * (ev["bits_per_byte"] / dense["bits_per_byte"] - 1),
     "top1_agreement": ev["top1_agreement"], "kl_mean": ev["kl_mean"],
-    "tokens_per_second": ev["tokens_per_second"], "fidelity_counts": e["fidelity_counts"],
-    "predicted_tokens_per_second": e["predicted_speed"]["tokens_per_second"],
-    "predicted_stall_fraction": e["predicted_speed"]["stall_fraction"],
+    "fidelity_counts": e["fidelity_counts"], "speed_text_bytes": runs[0]["text_bytes"], "speed_runs": len(runs),
+    "tokens_per_second": med(lambda r: r["tokens_per_second"]), "eval_tokens_per_second": ev["tokens_per_second"],
+    "tokens_per_second_range": [min(r["tokens_per_second"] for r in runs), max(r["tokens_per_second"] for r in runs)],
+    "predicted_tokens_per_second": med(lambda r: r["elastic"]["predicted_speed"]["tokens_per_second"]),
+    "predicted_tokens_per_second_range": [min(r["elastic"]["predicted_speed"]["tokens_per_second"] for r in runs),
+                                          max(r["elastic"]["predicted_speed"]["tokens_per_second"] for r in runs)],
+    "predicted_stall_fraction": med(lambda r: r["elastic"]["predicted_speed"]["stall_fraction"]),
     "first_streamed_layer": e["streaming"]["first_streamed_layer"] if e["streaming"] else None,
-    "stall_fraction": st["stall_fraction"] if st else 0.0,
-    "bytes_read_per_token": st["bytes_read_per_token"] if st else 0.0}))
+    "stall_fraction": statistics.median(s["stall_fraction"] for s in streams) if streams else 0.0,
+    "bytes_read_per_token": ev["stream"]["bytes_read_per_token"] if ev.get("stream") else 0.0}))
 PY
   tail -1 "$out" >&2
 }
@@ -77,15 +96,17 @@ for b in $PIPE_BUDGETS; do
   run "${b%\%}pct-pipelined" "$b" "pipelined ${IO_MBS} MB/s" "$PIPE_MAX_BYTES" --stream --io-bandwidth "$IO_MBS"
   run "${b%\%}pct-sequential" "$b" "sequential ${IO_MBS} MB/s" "$PIPE_MAX_BYTES" --stream --sequential --io-bandwidth "$IO_MBS"
 done
-python3 - "$out" "$MODEL" "$CONFIG" "$MAX_BYTES" "$(stat -c %s "$file")" "$THREADS" > bench/results/elastic-curve-$NAME.md <<'PY'
+command="NAME=$NAME MODEL=$MODEL CONFIG=$CONFIG BUDGETS=\"$BUDGETS\" PIPE_BUDGETS=\"$PIPE_BUDGETS\" IO_MBS=$IO_MBS MAX_BYTES=$MAX_BYTES scripts/elastic_curve.sh"
+python3 - "$out" "$MODEL" "$CONFIG" "$MAX_BYTES" "$(stat -c %s "$file")" "$THREADS" "$command" > bench/results/elastic-curve-$NAME.md <<'PY'
 import json, sys, platform
 rows = [json.loads(l) for l in open(sys.argv[1])]
-model, config, max_bytes, file_bytes, threads = sys.argv[2:]
+model, config, max_bytes, file_bytes, threads, command = sys.argv[2:]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 print(f"Elastic runtime on {model} ({config}, one file of {int(file_bytes):,} bytes): `rwkvlite eval FILE --memory-budget B "
       f"--reference MODEL --threads {threads}`; held-out bytes [1,000,000, +{max_bytes if max_bytes != '0' else 'end'}) "
-      f"(the throttled runs fewer: their text bytes column), dense {next(r for r in rows if 'error' not in r)['dense_bits_per_byte']:.4f} bits/byte. "
-      f"Machine: {cpu}. Command: scripts/elastic_curve.sh\n")
+      f"(the throttled runs fewer: their text bytes column); tokens/s and stall: medians of {next(r for r in rows if 'error' not in r).get('speed_runs', 1)} processes of `rwkvlite-run FILE --memory-budget B` alone "
+      f"over the first {next(r for r in rows if 'error' not in r).get('speed_text_bytes', 0):,} held-out bytes, dense {next(r for r in rows if 'error' not in r)['dense_bits_per_byte']:.4f} bits/byte. "
+      f"Machine: {cpu}, {__import__('os').cpu_count()} cores. Command: `{command}`\n")
 print("| budget | run | text bytes | peak resident weight bytes | vs dense FP16 | predicted Δ (calibration) | measured Δ (held-out) | bits/byte | top-1 agreement | KL (nats) | tokens/s | predicted tokens/s | streamed from layer | MB read/token | stall fraction | predicted stall | forms chosen |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
