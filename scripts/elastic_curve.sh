@@ -102,10 +102,11 @@ import json, sys, platform
 rows = [json.loads(l) for l in open(sys.argv[1])]
 model, config, max_bytes, file_bytes, threads, command = sys.argv[2:]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+first = next(r for r in rows if "error" not in r)
 print(f"Elastic runtime on {model} ({config}, one file of {int(file_bytes):,} bytes): `rwkvlite eval FILE --memory-budget B "
       f"--reference MODEL --threads {threads}`; held-out bytes [1,000,000, +{max_bytes if max_bytes != '0' else 'end'}) "
-      f"(the throttled runs fewer: their text bytes column); tokens/s and stall: medians of {next(r for r in rows if 'error' not in r).get('speed_runs', 1)} processes of `rwkvlite-run FILE --memory-budget B` alone "
-      f"over the first {next(r for r in rows if 'error' not in r).get('speed_text_bytes', 0):,} held-out bytes, dense {next(r for r in rows if 'error' not in r)['dense_bits_per_byte']:.4f} bits/byte. "
+      f"(the throttled runs fewer: their text bytes column); tokens/s and stall: medians of {first.get('speed_runs', 1)} processes of `rwkvlite-run FILE --memory-budget B` alone "
+      f"over the first {first.get('speed_text_bytes', 0):,} held-out bytes, dense {first['dense_bits_per_byte']:.4f} bits/byte. "
       f"Machine: {cpu}, {__import__('os').cpu_count()} cores. Command: `{command}`\n")
 print("| budget | run | text bytes | peak resident weight bytes | vs dense FP16 | predicted Δ (calibration) | measured Δ (held-out) | bits/byte | top-1 agreement | KL (nats) | tokens/s | predicted tokens/s | streamed from layer | MB read/token | stall fraction | predicted stall | forms chosen |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")

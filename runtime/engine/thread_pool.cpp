@@ -17,7 +17,8 @@ constexpr int64_t kChunksPerThread = 4;
 // which at this size dominates. Spinning briefly catches the next job (and the end of the
 // current one) without any system call; beyond the budget the thread sleeps, so an idle pool
 // costs nothing.
-constexpr auto kSpinBudget = std::chrono::duration<double>(ThreadPool::kSpinSeconds);
+constexpr auto kSpinBudget = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+    std::chrono::duration<double>(ThreadPool::kSpinSeconds));
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -28,7 +29,7 @@ inline void cpu_relax() {
 // Spins until pred() holds or the budget is spent; returns pred().
 template <typename Pred>
 bool spin_until(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(kSpinBudget);
+  const auto deadline = std::chrono::steady_clock::now() + kSpinBudget;
   for (int i = 0;; ++i) {
     if (pred()) return true;
     cpu_relax();

@@ -78,6 +78,9 @@ double LayerStream::measure_read_rate() {
   constexpr int kMinRateReads = 12;
   constexpr double kMinRateSeconds = 0.005;
   constexpr int kMaxRateReads = 10000;
+  int64_t streamed = 0;
+  for (int64_t l = first_; l < first_ + count_; ++l) streamed += layer_bytes(l);
+  if (streamed == 0) throw Error("layer stream: no streamed layer holds tensors", kExitInternal);
   // One untimed pass first: the first read of a layer also maps its pages in, which the steady
   // state (every layer read each token) does not pay.
   for (const auto& list : layers_)
@@ -87,17 +90,13 @@ double LayerStream::measure_read_rate() {
   int reads = 0;
   for (size_t i = 0; reads < kMaxRateReads && (reads < kMinRateReads || seconds < kMinRateSeconds); ++i) {
     const size_t l = i % layers_.size();
-    if (layers_[l].empty()) {
-      if (i >= layers_.size() && bytes == 0) break;  // no streamed layer holds tensors
-      continue;
-    }
+    if (layers_[l].empty()) continue;
     const auto start = Clock::now();
     for (const Tensor& t : layers_[l]) file_->read_rows(t.name, 0, t.rows, slots_[0].data() + t.offset);
     seconds += seconds_since(start);
     bytes += layer_bytes(first_ + static_cast<int64_t>(l));
     ++reads;
   }
-  if (bytes == 0) throw Error("layer stream: no streamed layer holds tensors", kExitInternal);
   return static_cast<double>(bytes) / std::max(seconds, 1e-9);
 }
 

@@ -76,7 +76,8 @@ class LayerStream {
   int64_t layer_bytes(int64_t layer) const;
   // Bytes per second reading the streamed layers into a slot, checksums verified and not
   // throttled: each in turn after one untimed pass, at least 12 reads and 5 ms in all (the
-  // steady state reads from the page cache). Before start(); not counted in StreamStats. For the speed prediction (runtime/store/speed_probe.h).
+  // steady state reads from the page cache). Before start(); not counted in StreamStats. For
+  // the speed prediction (runtime/store/speed_probe.h).
   double measure_read_rate();
 
   // The bytes of `h` for the engine's current use of its layer, waiting for the layer to be
